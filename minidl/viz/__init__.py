@@ -1,0 +1,5 @@
+"""Pictures and printouts of what minidl does: autograd graphs, collective schedules."""
+
+from minidl.viz.graph import print_graph, to_dot
+
+__all__ = ["print_graph", "to_dot"]
