@@ -1,0 +1,402 @@
+"""``Tensor``: a NumPy array that remembers how it was computed.
+
+``t.data`` is the array, ``t.grad`` the gradient that :meth:`Tensor.backward`
+accumulates into it, and ``t._ctx`` the :class:`~minidl.autograd.function.Function`
+that produced ``t`` (None for a leaf: data you made, such as a parameter).
+Every arithmetic method is one line that hands the work to an op in
+:mod:`minidl.autograd.ops`, where forward and backward sit side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+#: dtypes a Tensor may hold; gradients need one of the floating ones.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+SUPPORTED_DTYPES = FLOAT_DTYPES + tuple(np.dtype(t) for t in (np.int32, np.int64, np.bool_))
+_SUPPORTED_NAMES = ", ".join(d.name for d in SUPPORTED_DTYPES)
+
+
+def _check_dtype(array: np.ndarray) -> None:
+    if array.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"unsupported dtype {array.dtype}: minidl tensors hold {_SUPPORTED_NAMES}")
+
+
+def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Convert ``data`` with minidl's dtype rules.
+
+    An explicit ``dtype`` wins. NumPy arrays keep their dtype (so float64 stays
+    float64). Python floats and lists of them become float32, the deep-learning
+    default; Python ints become int64 and bools stay bool.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        array = np.array(data, dtype=dtype)
+    elif isinstance(data, (np.ndarray, np.generic)):
+        array = np.array(data)
+    else:
+        array = np.array(data)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        elif array.dtype.kind == "i":
+            array = array.astype(np.int64)
+    _check_dtype(array)
+    return array
+
+
+class RemovableHandle:
+    """Returned by the ``register_*hook`` methods; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook: Callable) -> None:
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self) -> None:
+        """Unregister the hook (doing nothing if it is already gone)."""
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class Tensor:
+    """A multi-dimensional array with reverse-mode automatic differentiation.
+
+    Parameters
+    ----------
+    data : array_like
+        The values. NumPy arrays keep their dtype; Python floats become
+        float32 (see :func:`minidl.tensor`).
+    requires_grad : bool, default False
+        Record operations on this tensor so that :meth:`backward` can compute
+        its gradient. Only float32 and float64 tensors may require gradients.
+    dtype : dtype, optional
+        Convert the data to this dtype.
+
+    Examples
+    --------
+    >>> import minidl
+    >>> x = minidl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([2., 4., 6.], dtype=float32)
+    """
+
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_hooks", "_post_hooks",
+                 "_retains_grad", "name", "__weakref__")
+
+    # Make NumPy hand mixed expressions (``array * tensor``) to Tensor's
+    # reflected methods instead of converting the tensor to an array.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data = _to_array(data, dtype)
+        self.grad: np.ndarray | None = None
+        self._ctx = None
+        self._hooks: list[Callable] = []
+        self._post_hooks: list[Callable] = []
+        self._retains_grad = False
+        self.name: str | None = None
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _make(cls, data: np.ndarray, requires_grad: bool) -> "Tensor":
+        """Wrap an op's result without copying or checking it (the fast path)."""
+        t = cls.__new__(cls)
+        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        t.grad = None
+        t._requires_grad = requires_grad
+        t._ctx = None
+        t._hooks = []
+        t._post_hooks = []
+        t._retains_grad = False
+        t.name = None
+        return t
+
+    # ----------------------------------------------------------- properties
+    @property
+    def requires_grad(self) -> bool:
+        """Whether operations on this tensor are recorded for backward."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and self.data.dtype not in FLOAT_DTYPES:
+            raise TypeError(
+                f"only float32 and float64 tensors can require gradients, this one is {self.data.dtype}"
+            )
+        if not value and self._ctx is not None:
+            raise RuntimeError("requires_grad can only be switched off on a leaf; use .detach()")
+        self._requires_grad = bool(value)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op (their ``.grad`` is kept)."""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The Function that produced this tensor, or None for a leaf."""
+        return self._ctx
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of ``data``."""
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of ``data``."""
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return self.data.size
+
+    @property
+    def T(self) -> "Tensor":
+        """The tensor with its axes reversed (differentiable)."""
+        return _ops.Transpose.apply(self, axes=None)
+
+    # -------------------------------------------------------------- basics
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extras = []
+        if self.data.dtype != np.float32:
+            extras.append(f"dtype={self.data.dtype}")
+        if self._ctx is not None:
+            extras.append(f"grad_fn=<{self._ctx.name}>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    def item(self) -> float | int | bool:
+        """Return the single element as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """Return ``data`` (the same array, not a copy)."""
+        return self.data
+
+    def tolist(self) -> Any:
+        """Return the data as nested Python lists."""
+        return self.data.tolist()
+
+    def detach(self) -> "Tensor":
+        """A new leaf sharing this tensor's data, cut from the graph."""
+        return Tensor._make(self.data, False)
+
+    # ------------------------------------------------------------ autograd
+    def backward(self, grad: Any = None) -> None:
+        """Accumulate the gradient of this tensor into every leaf's ``.grad``.
+
+        Parameters
+        ----------
+        grad : array_like, optional
+            The gradient with respect to this tensor. May be omitted only for
+            a tensor with one element (a loss), where it is 1.
+
+        See Also
+        --------
+        minidl.autograd.engine.backward : the algorithm.
+        """
+        _engine.backward(self, grad)
+
+    def register_hook(self, hook: Callable[[np.ndarray], np.ndarray | None]) -> RemovableHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is final in a backward pass.
+
+        For a leaf the hook runs before the gradient is added into ``.grad``;
+        if it returns an array, that array is used instead. Hooks on a leaf
+        fire as soon as every op that used the leaf has run its backward, while
+        backward carries on through the rest of the graph: this is the moment
+        data parallelism starts a gradient's all-reduce.
+
+        Returns
+        -------
+        RemovableHandle
+            Call ``.remove()`` on it to unregister the hook.
+        """
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        self._hooks.append(hook)
+        return RemovableHandle(self._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> RemovableHandle:
+        """Call ``hook(tensor)`` on a leaf right after its ``.grad`` is updated."""
+        if not self.is_leaf or not self._requires_grad:
+            raise RuntimeError("post-accumulate hooks are for leaves that require grad")
+        self._post_hooks.append(hook)
+        return RemovableHandle(self._post_hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor too (leaves always keep it)."""
+        if not self._requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self._retains_grad = True
+
+    # --------------------------------------------------------- arithmetic
+    def __add__(self, other: Any) -> "Tensor":
+        return _ops.Add.apply(self, _lift(other, self))
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return _ops.Add.apply(_lift(other, self), self)
+
+    def __sub__(self, other: Any) -> "Tensor":
+        return _ops.Sub.apply(self, _lift(other, self))
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return _ops.Sub.apply(_lift(other, self), self)
+
+    def __mul__(self, other: Any) -> "Tensor":
+        return _ops.Mul.apply(self, _lift(other, self))
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return _ops.Mul.apply(_lift(other, self), self)
+
+    def __truediv__(self, other: Any) -> "Tensor":
+        return _ops.Div.apply(self, _lift(other, self))
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return _ops.Div.apply(_lift(other, self), self)
+
+    def __pow__(self, other: Any) -> "Tensor":
+        return _ops.Pow.apply(self, _lift(other, self))
+
+    def __rpow__(self, other: Any) -> "Tensor":
+        return _ops.Pow.apply(_lift(other, self), self)
+
+    def __matmul__(self, other: Any) -> "Tensor":
+        return _ops.MatMul.apply(self, other)
+
+    def __rmatmul__(self, other: Any) -> "Tensor":
+        return _ops.MatMul.apply(other, self)
+
+    def __neg__(self) -> "Tensor":
+        return _ops.Neg.apply(self)
+
+    def __getitem__(self, index: Any) -> "Tensor":
+        return _ops.GetItem.apply(self, index=index)
+
+    # Comparisons are not differentiable: they return boolean tensors.
+    def __lt__(self, other: Any) -> "Tensor":
+        return Tensor._make(self.data < _raw(other), False)
+
+    def __le__(self, other: Any) -> "Tensor":
+        return Tensor._make(self.data <= _raw(other), False)
+
+    def __gt__(self, other: Any) -> "Tensor":
+        return Tensor._make(self.data > _raw(other), False)
+
+    def __ge__(self, other: Any) -> "Tensor":
+        return Tensor._make(self.data >= _raw(other), False)
+
+    def eq(self, other: Any) -> "Tensor":
+        """Elementwise ``==`` as a boolean tensor (``==`` itself keeps identity semantics)."""
+        return Tensor._make(self.data == _raw(other), False)
+
+    __hash__ = object.__hash__
+
+    # ---------------------------------------------------------- reductions
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> "Tensor":
+        """Sum over ``axis`` (all axes when None)."""
+        return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> "Tensor":
+        """Mean over ``axis`` (all axes when None)."""
+        return _ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> "Tensor":
+        """Maximum over ``axis``; tied maxima share the gradient equally."""
+        return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> "Tensor":
+        """Minimum over ``axis``; tied minima share the gradient equally."""
+        return _ops.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    # --------------------------------------------------------------- shape
+    def reshape(self, *shape: int | tuple[int, ...]) -> "Tensor":
+        """The same data in a new shape (``-1`` infers one axis)."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops.Reshape.apply(self, shape=shape)
+
+    def transpose(self, *axes: int) -> "Tensor":
+        """Permute the axes; with no arguments, reverse them (like NumPy)."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops.Transpose.apply(self, axes=axes or None)
+
+    # ---------------------------------------------------------- elementwise
+    def exp(self) -> "Tensor":
+        """``e ** x`` elementwise."""
+        return _ops.Exp.apply(self)
+
+    def log(self) -> "Tensor":
+        """Natural logarithm elementwise."""
+        return _ops.Log.apply(self)
+
+    def sqrt(self) -> "Tensor":
+        """Square root elementwise."""
+        return _ops.Sqrt.apply(self)
+
+    def abs(self) -> "Tensor":
+        """Absolute value elementwise (gradient 0 at 0)."""
+        return _ops.Abs.apply(self)
+
+    def relu(self) -> "Tensor":
+        """``max(x, 0)`` elementwise (gradient 0 at 0)."""
+        return _ops.ReLU.apply(self)
+
+    def tanh(self) -> "Tensor":
+        """Hyperbolic tangent elementwise."""
+        return _ops.Tanh.apply(self)
+
+    def sigmoid(self) -> "Tensor":
+        """Logistic sigmoid ``1 / (1 + e ** -x)`` elementwise."""
+        return _ops.Sigmoid.apply(self)
+
+
+def as_tensor(x: Any) -> Tensor:
+    """Return ``x`` if it is a Tensor, else a constant Tensor wrapping it."""
+    if isinstance(x, Tensor):
+        return x
+    return Tensor._make(_to_array(x), False)
+
+
+def _raw(x: Any) -> Any:
+    """The data of a Tensor, or ``x`` itself."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _lift(other: Any, like: Tensor) -> Any:
+    """Prepare the other operand of a binary op.
+
+    A Python number takes the tensor's floating dtype, so ``x * 2.0`` stays
+    float32 for a float32 ``x`` (NumPy would make a 0-d float64 array of the
+    2.0 and promote). Anything else becomes a Tensor by :func:`as_tensor`.
+    """
+    if isinstance(other, (int, float)) and like.data.dtype in FLOAT_DTYPES:
+        return Tensor._make(np.asarray(other, dtype=like.data.dtype), False)
+    return as_tensor(other)
+
+
+# Imported last: ops and the engine need the Tensor class defined above.
+from minidl.autograd import engine as _engine  # noqa: E402
+from minidl.autograd import ops as _ops  # noqa: E402
