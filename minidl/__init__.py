@@ -36,6 +36,7 @@ from minidl.autograd.creation import (
     zeros_like,
 )
 from minidl.autograd.ops import exp, log, relu, sigmoid, sqrt, tanh
+from minidl.checkpoint import load, save
 from minidl.random import manual_seed
 
 __version__ = "0.1.0"
@@ -44,5 +45,5 @@ __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "randn", "arange", "zeros_like",
     "ones_like", "randn_like", "no_grad", "enable_grad", "is_grad_enabled", "concatenate",
     "stack", "where", "maximum", "minimum", "exp", "log", "sqrt", "tanh", "sigmoid", "relu",
-    "manual_seed",
+    "manual_seed", "save", "load",
 ]
