@@ -175,3 +175,14 @@ def test_float32_stays_float32():
     assert y.dtype == np.float32
     y.sum().backward()
     assert w.grad.dtype == np.float32
+
+
+def test_no_grad_as_a_decorator():
+    w = leaf([1.0])
+
+    @minidl.no_grad()
+    def predict():
+        return w * 2
+
+    assert not predict().requires_grad
+    assert minidl.is_grad_enabled()

@@ -6,6 +6,9 @@ flag, visible and small. Every op reads it through :func:`is_grad_enabled`.
 
 from __future__ import annotations
 
+import functools
+from typing import Any, Callable
+
 _enabled = True
 
 
@@ -28,6 +31,16 @@ class _GradMode:
         global _enabled
         _enabled = self._previous
 
+    def __call__(self, fn: Callable) -> Callable:
+        """Use as a decorator: run every call of ``fn`` in this mode."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
 
 class no_grad(_GradMode):
     """Context manager under which operations build no graph.
@@ -44,6 +57,8 @@ class no_grad(_GradMode):
     ...     y = w * 2
     >>> y.requires_grad
     False
+
+    It also decorates a function: ``@minidl.no_grad()``.
     """
 
     mode = False

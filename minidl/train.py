@@ -1,0 +1,253 @@
+"""The main job: train a model on a data set and report its test accuracy.
+
+Run ``python -m minidl.train --help`` for the options. With no options it
+trains the LeNet-style CNN on the bundled handwritten digits::
+
+    python -m minidl.train
+    python -m minidl.train --model mlp --epochs 10 --metrics run.jsonl --plot run.png
+
+The last lines printed are stable and parseable::
+
+    test accuracy: 0.9861
+    time per epoch: 0.84 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import minidl
+import minidl.functional as F
+from minidl import kernels, models, nn, optim
+from minidl.data import DataLoader, RandomSampler, load_digits, load_mnist
+
+
+class UsageError(Exception):
+    """A bad command line or input file: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, status 2
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m minidl.train``."""
+    p = _Parser(prog="python -m minidl.train", description="Train a minidl model and report its test accuracy.")
+    p.add_argument("--model", choices=["mlp", "lenet"], default="lenet", help="model to train (default: lenet)")
+    p.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
+                   help="bundled 8x8 digits, or MNIST/Fashion-MNIST IDX files from --data-root")
+    p.add_argument("--data-root", type=Path, help="folder with the MNIST IDX files (for --dataset mnist)")
+    p.add_argument("--epochs", type=int, default=15, help="passes over the training set (default: 15)")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per step (default: 32)")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (default: 0)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="default: sgd")
+    p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, dropout")
+    p.add_argument("--checkpoint", type=Path, help="save a checkpoint here after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    p.add_argument("--metrics", type=Path, help="append one JSON line per epoch here")
+    p.add_argument("--plot", type=Path, help="draw loss and accuracy curves to this PNG")
+    p.add_argument("--kernels", choices=["cython", "numpy"], default="cython",
+                   help="compiled kernels or their NumPy reference (default: cython)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Reject values argparse cannot check by itself, naming the flag."""
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.lr <= 0:
+        raise UsageError(f"--lr must be positive, got {args.lr}")
+    if args.momentum < 0 or args.weight_decay < 0:
+        raise UsageError("--momentum and --weight-decay must be >= 0")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if args.resume and args.checkpoint is None:
+        raise UsageError("--resume needs --checkpoint PATH")
+    if args.dataset == "mnist" and args.data_root is None:
+        raise UsageError("--dataset mnist needs --data-root DIR (the folder with the IDX files)")
+
+
+def load_data(args: argparse.Namespace):
+    """The (train, test) datasets the flags ask for."""
+    if args.dataset == "digits":
+        return load_digits()
+    if not args.data_root.is_dir():
+        raise UsageError(f"--data-root {args.data_root} is not a folder")
+    try:
+        return load_mnist(args.data_root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(" ".join(line.strip() for line in str(exc).splitlines())) from None
+
+
+def build_model(name: str, image_shape: tuple[int, ...]) -> nn.Module:
+    """The model for images of ``image_shape`` (C, H, W)."""
+    channels, height, _ = image_shape
+    if name == "mlp":
+        return models.mlp(in_features=int(np.prod(image_shape)))
+    return models.lenet(image_size=height, in_channels=channels)
+
+
+def build_optimizer(args: argparse.Namespace, model: nn.Module) -> optim.Optimizer:
+    """SGD or Adam over the model's parameters, with the flags' hyper-parameters."""
+    if args.optimizer == "adam":
+        return optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    return optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+
+
+def epoch_loader(train, args: argparse.Namespace, epoch: int) -> DataLoader:
+    """This epoch's shuffled batches, a function of (seed, epoch) alone.
+
+    Deriving each epoch's order from the seed and the epoch number, rather
+    than from a generator that advances, is what lets a run resumed from a
+    checkpoint see exactly the batches an uninterrupted run sees.
+    """
+    sampler = RandomSampler(train, seed=args.seed)
+    sampler.set_epoch(epoch)
+    return DataLoader(train, batch_size=args.batch_size, sampler=sampler)
+
+
+@minidl.no_grad()
+def evaluate(model: nn.Module, dataset, batch_size: int = 500) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` on ``dataset``, in evaluation mode."""
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        logits = model(x)
+        total_loss += F.cross_entropy(logits, y).item() * len(y)
+        correct += int((logits.data.argmax(axis=1) == y.data).sum())
+        count += len(y)
+    model.train()
+    return total_loss / count, correct / count
+
+
+def train_epoch(model: nn.Module, optimizer: optim.Optimizer, loader: DataLoader, progress: Any) -> float:
+    """One pass over ``loader``; returns the mean training loss."""
+    model.train()
+    total, steps = 0.0, 0
+    for x, y in loader:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+        steps += 1
+        progress.update(1)
+        progress.set_postfix(loss=f"{total / steps:.4f}", refresh=False)
+    return total / max(steps, 1)
+
+
+def save_checkpoint(path: Path, model, optimizer, epoch: int, history: list[dict]) -> None:
+    """Everything needed to continue after ``epoch``: weights, optimizer, RNG, history."""
+    minidl.save({
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "rng": minidl.random.generator().bit_generator.state,
+        "history": history,
+    }, path)
+
+
+def load_checkpoint(path: Path, model, optimizer) -> tuple[int, list[dict]]:
+    """Restore a checkpoint into ``model`` and ``optimizer``; returns (epoch, history)."""
+    try:
+        state = minidl.load(path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        minidl.random.generator().bit_generator.state = state["rng"]
+        history = list(state["history"])
+        return int(state["epoch"]), history
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise UsageError(f"cannot resume from checkpoint {path}: {exc}") from None
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Training loss, test loss and test accuracy per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(epochs, [row["loss"] for row in history], marker="o", label="train")
+    ax1.plot(epochs, [row["test_loss"] for row in history], marker="o", label="test")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
+    ax1.legend()
+    ax2.plot(epochs, [row["accuracy"] for row in history], marker="o", color="C2")
+    ax2.set(xlabel="epoch", ylabel="test accuracy", title="accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    """Train as the flags say; print progress and the final lines; return the final metrics."""
+    from tqdm import tqdm
+
+    kernels.use(args.kernels)
+    minidl.manual_seed(args.seed)
+    train, test = load_data(args)
+    model = build_model(args.model, tuple(train[0][0].shape))
+    optimizer = build_optimizer(args, model)
+
+    start_epoch, history = 0, []
+    if args.resume and args.checkpoint.exists():
+        start_epoch, history = load_checkpoint(args.checkpoint, model, optimizer)
+        print(f"resumed from {args.checkpoint} after epoch {start_epoch}")
+
+    seconds = []
+    for epoch in range(start_epoch + 1, args.epochs + 1):
+        loader = epoch_loader(train, args, epoch)
+        with tqdm(total=len(loader), desc=f"epoch {epoch}/{args.epochs}", leave=False,
+                  disable=args.no_progress, file=sys.stderr) as progress:
+            began = time.perf_counter()
+            train_loss = train_epoch(model, optimizer, loader, progress)
+            seconds.append(time.perf_counter() - began)
+        test_loss, accuracy = evaluate(model, test)
+        row = {"epoch": epoch, "loss": train_loss, "test_loss": test_loss, "accuracy": accuracy,
+               "seconds": seconds[-1]}
+        history.append(row)
+        print(f"epoch {epoch:3d}  loss {train_loss:.4f}  test loss {test_loss:.4f}  "
+              f"test accuracy {accuracy:.4f}  {seconds[-1]:.2f} s")
+        if args.metrics:
+            with open(args.metrics, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if args.checkpoint:
+            save_checkpoint(args.checkpoint, model, optimizer, epoch, history)
+
+    if args.plot and history:
+        plot_history(history, args.plot)
+    final = history[-1] if history else {"accuracy": float("nan")}
+    per_epoch = float(np.mean(seconds)) if seconds else 0.0
+    print(f"test accuracy: {final['accuracy']:.4f}")
+    print(f"time per epoch: {per_epoch:.2f} s")
+    return {"accuracy": final["accuracy"], "seconds_per_epoch": per_epoch}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m minidl.train``; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        check_args(args)
+        run(args)
+    except UsageError as exc:
+        print(f"python -m minidl.train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
