@@ -1,5 +1,6 @@
 """Pictures and printouts of what minidl does: autograd graphs, collective schedules."""
 
 from minidl.viz.graph import print_graph, to_dot
+from minidl.viz.schedule import draw_schedule
 
-__all__ = ["print_graph", "to_dot"]
+__all__ = ["print_graph", "to_dot", "draw_schedule"]

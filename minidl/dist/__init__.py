@@ -1,0 +1,61 @@
+"""Collectives written from point-to-point messages, each one inspectable.
+
+Every algorithm is written once, as a *schedule*: a generator that says, for
+one rank, what it sends and receives in each round (:mod:`minidl.dist.steps`).
+Three engines run the same schedules without knowing which algorithm they run:
+
+- :func:`allreduce` and the other collectives run them on real MPI ranks;
+- :func:`simulate` runs them in one process over ``p`` in-memory buffers;
+- :func:`cost` prices them with the alpha-beta-gamma model.
+
+>>> from minidl.dist import schedule
+>>> print(schedule("recursive_doubling", 4, 0, 6))
+recursive_doubling allreduce on rank 0 of 4, n=6: 2 rounds
+  round 0: send chunk 0 [0:6] to rank 1; reduce chunk 0 [0:6] from rank 1
+  round 1: send chunk 0 [0:6] to rank 2; reduce chunk 0 [0:6] from rank 2
+
+Importing this package does not import :mod:`mpi4py`; the collectives do,
+when first called.
+"""
+
+from minidl.dist.calibration import Calibration, calibrate
+from minidl.dist.checks import DTYPES, OPS
+from minidl.dist.chunking import chunk_bounds, chunk_range
+from minidl.dist.collectives import allgather, allreduce, broadcast, reduce, reduce_scatter
+from minidl.dist.cost import Cost, cost
+from minidl.dist.schedules import ALGORITHMS, Schedule, schedule
+from minidl.dist.simulate import ScheduleError, Simulation, simulate
+from minidl.dist.steps import Recv, Round, ScheduleFn, Send, copy_from, reduce_from, send
+from minidl.dist.trace import Event, RankStats, Trace
+
+__all__ = [
+    "ALGORITHMS",
+    "DTYPES",
+    "OPS",
+    "Calibration",
+    "Cost",
+    "Event",
+    "RankStats",
+    "Recv",
+    "Round",
+    "Schedule",
+    "ScheduleError",
+    "ScheduleFn",
+    "Send",
+    "Simulation",
+    "Trace",
+    "allgather",
+    "allreduce",
+    "broadcast",
+    "calibrate",
+    "chunk_bounds",
+    "chunk_range",
+    "copy_from",
+    "cost",
+    "reduce",
+    "reduce_from",
+    "reduce_scatter",
+    "schedule",
+    "send",
+    "simulate",
+]

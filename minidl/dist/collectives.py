@@ -1,0 +1,353 @@
+"""The collectives on real MPI ranks: allreduce and its building blocks.
+
+Each function here checks its arguments, makes sure every rank called it the
+same way (see :mod:`minidl.dist.fingerprint`), looks its schedule up and hands
+it to :func:`~minidl.dist.executor.execute`; ``algorithm="mpi"`` calls MPI's
+own implementation instead, the baseline to measure against.
+
+Run scripts that use them as ``mpiexec -n P python -m mpi4py script.py``: if
+one rank raises, ``-m mpi4py`` aborts every rank, where a plain ``python``
+would leave the others waiting forever for its messages.
+
+mpi4py is imported only when one of these functions runs, so ``import
+minidl`` never starts MPI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from minidl.dist import calibration
+from minidl.dist.checks import DTYPES, OPS, check_dtype, check_op
+from minidl.dist.chunking import chunk_bounds
+from minidl.dist.executor import execute
+from minidl.dist.fingerprint import check_agreement
+from minidl.dist.schedules import ALGORITHMS, ROOTED, resolve, rounds_of
+from minidl.dist.steps import ScheduleFn
+from minidl.dist.trace import Trace
+
+MPI_BUILTIN = "mpi"
+"""The algorithm name that calls MPI's own collective (``Allreduce``, ``Bcast``, ...)."""
+
+AUTO = "auto"
+"""The algorithm name that lets the cost model choose (see :mod:`minidl.dist.calibration`)."""
+
+
+def allreduce(
+    buf: np.ndarray,
+    op: str = "sum",
+    algorithm: str | ScheduleFn = "ring",
+    comm: Any = None,
+    trace: Trace | None = None,
+    *,
+    check: bool = True,
+) -> np.ndarray:
+    """Reduce ``buf`` over all ranks, in place: afterwards every rank holds the result.
+
+    Parameters
+    ----------
+    buf : numpy.ndarray
+        This rank's data; any shape, C-contiguous, writable, float32, float64,
+        int32 or int64. Same size and dtype on every rank.
+    op : {"sum", "prod", "max", "min"}, optional
+        The reduction.
+    algorithm : str or callable, optional
+        ``"ring"`` (default), ``"rabenseifner"``, ``"recursive_doubling"``,
+        ``"tree"``, ``"naive"``, ``"auto"`` (the one the calibrated cost
+        model predicts fastest, see :func:`~minidl.dist.calibration.calibrate`),
+        ``"mpi"`` (MPI's own ``Allreduce``), or a schedule generator
+        ``fn(p, rank, n)`` of your own.
+    comm : mpi4py.MPI.Intracomm, optional
+        The ranks taking part; ``None`` means ``MPI.COMM_WORLD``. Any
+        intra-communicator works, including those from ``comm.Split``.
+    trace : Trace, optional
+        If given, receives an event per message and reduction of this rank
+        (none for ``"mpi"``, whose messages MPI does not show).
+    check : bool, optional
+        Check first that every rank passed the same size, dtype, op and
+        algorithm, so that a mismatch raises a clear error on every rank
+        instead of hanging (default). ``False`` saves one tiny collective per
+        call, for benchmarks; it must then be ``False`` on every rank.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``buf`` itself, now holding the reduction; bit-identical on every rank.
+
+    Raises
+    ------
+    TypeError
+        If ``buf`` is not a NumPy array of a supported dtype, or ``comm`` is
+        not an intra-communicator.
+    ValueError
+        If ``buf`` is read-only or not contiguous, ``op`` or ``algorithm`` is
+        unknown, or (on every rank) the ranks disagree on the call.
+
+    Examples
+    --------
+    Under ``mpiexec -n 4 python -m mpi4py``:
+
+    >>> import numpy as np
+    >>> from mpi4py import MPI
+    >>> from minidl.dist import allreduce
+    >>> grad = np.full(3, MPI.COMM_WORLD.rank, dtype=np.float32)  # doctest: +SKIP
+    >>> allreduce(grad)  # doctest: +SKIP
+    array([6., 6., 6.], dtype=float32)
+    """
+    _collective("allreduce", buf, op, algorithm, 0, comm, trace, check)
+    return buf
+
+
+def reduce_scatter(
+    buf: np.ndarray,
+    op: str = "sum",
+    algorithm: str | ScheduleFn = "ring",
+    comm: Any = None,
+    trace: Trace | None = None,
+    *,
+    check: bool = True,
+) -> np.ndarray:
+    """Reduce ``buf`` over all ranks, leaving rank ``r`` with chunk ``r`` of the result.
+
+    The flattened buffer is split into ``p`` chunks by
+    :func:`~minidl.dist.chunking.chunk_bounds`. Afterwards chunk ``r`` of
+    ``buf`` on rank ``r`` holds the reduction of chunk ``r`` over all ranks;
+    the other chunks of ``buf`` are left holding partial results.
+
+    Parameters
+    ----------
+    buf, op, comm, trace, check
+        As in :func:`allreduce`.
+    algorithm : str or callable, optional
+        ``"ring"`` (default), ``"mpi"`` (MPI's ``Reduce_scatter``), or a schedule of your own.
+
+    Returns
+    -------
+    numpy.ndarray
+        This rank's chunk: a 1-D view into ``buf``.
+    """
+    flat, comm = _collective("reduce_scatter", buf, op, algorithm, 0, comm, trace, check)
+    bounds = chunk_bounds(flat.size, comm.Get_size())
+    rank = comm.Get_rank()
+    return flat[bounds[rank] : bounds[rank + 1]]
+
+
+def allgather(
+    buf: np.ndarray,
+    algorithm: str | ScheduleFn = "ring",
+    comm: Any = None,
+    trace: Trace | None = None,
+    *,
+    check: bool = True,
+) -> np.ndarray:
+    """Gather every rank's chunk into every rank's ``buf``, in place.
+
+    The flattened buffer is split into ``p`` chunks by
+    :func:`~minidl.dist.chunking.chunk_bounds`. On entry rank ``r``
+    contributes its chunk ``r`` (the rest of its ``buf`` is overwritten);
+    afterwards every rank holds all chunks.
+
+    Parameters
+    ----------
+    buf, comm, trace, check
+        As in :func:`allreduce`.
+    algorithm : str or callable, optional
+        ``"ring"`` (default), ``"mpi"`` (MPI's ``Allgatherv``), or a schedule of your own.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``buf`` itself.
+    """
+    _collective("allgather", buf, None, algorithm, 0, comm, trace, check)
+    return buf
+
+
+def broadcast(
+    buf: np.ndarray,
+    root: int = 0,
+    algorithm: str | ScheduleFn = "binomial",
+    comm: Any = None,
+    trace: Trace | None = None,
+    *,
+    check: bool = True,
+) -> np.ndarray:
+    """Copy ``buf`` of rank ``root`` into ``buf`` of every rank, in place.
+
+    Parameters
+    ----------
+    buf, comm, trace, check
+        As in :func:`allreduce`.
+    root : int, optional
+        The rank whose buffer is sent.
+    algorithm : str or callable, optional
+        ``"binomial"`` (default: short buffers), ``"scatter_allgather"`` (long
+        buffers), ``"auto"`` (the model's pick), ``"mpi"`` (MPI's ``Bcast``),
+        or a schedule of your own.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``buf`` itself.
+    """
+    _collective("broadcast", buf, None, algorithm, root, comm, trace, check)
+    return buf
+
+
+def reduce(
+    buf: np.ndarray,
+    op: str = "sum",
+    root: int = 0,
+    algorithm: str | ScheduleFn = "binomial",
+    comm: Any = None,
+    trace: Trace | None = None,
+    *,
+    check: bool = True,
+) -> np.ndarray:
+    """Reduce ``buf`` over all ranks into ``buf`` of rank ``root``, in place.
+
+    On the other ranks ``buf`` is used as workspace: afterwards it holds a
+    partial reduction.
+
+    Parameters
+    ----------
+    buf, op, comm, trace, check
+        As in :func:`allreduce`.
+    root : int, optional
+        The rank that receives the result.
+    algorithm : str or callable, optional
+        ``"binomial"`` (default), ``"mpi"`` (MPI's ``Reduce``), or a schedule of your own.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``buf`` itself.
+    """
+    _collective("reduce", buf, op, algorithm, root, comm, trace, check)
+    return buf
+
+
+def _collective(
+    collective: str,
+    buf: np.ndarray,
+    op: str | None,
+    algorithm: str | ScheduleFn,
+    root: int,
+    comm: Any,
+    trace: Trace | None,
+    check: bool,
+) -> tuple[np.ndarray, Any]:
+    """Check the call, agree on it across ranks, and run it.
+
+    Returns the flat view of ``buf`` that was reduced in place, and the communicator.
+    """
+    comm = _intracomm(comm, collective)
+    rank, p = comm.Get_rank(), comm.Get_size()
+    where = f"{collective} on rank {rank}"
+    flat = _flat_view(buf, where)
+    if op is not None:
+        check_op(op, where)
+    if algorithm == AUTO:
+        algorithm = calibration.current().choose(p, flat.nbytes, collective)
+    if algorithm == MPI_BUILTIN:
+        name = MPI_BUILTIN
+    else:
+        try:
+            name, _ = resolve(collective, algorithm)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}, {AUTO!r} or {MPI_BUILTIN!r}") from None
+    if collective in ROOTED and not 0 <= root < p:
+        raise ValueError(f"{where}: root {root} is not a rank of this communicator (size {p})")
+    if check:
+        fields = {
+            "collective": collective,
+            "number of elements": flat.size,
+            "dtype": flat.dtype.name,
+            "op": op or "none",
+            "algorithm": name,
+            "root": root,
+        }
+        check_agreement(comm, collective, fields, _names_a_rank_may_pass())
+    if name == MPI_BUILTIN:
+        _mpi_builtin(collective, flat, op, root, comm)
+    else:
+        execute(rounds_of(collective, algorithm, p, rank, flat.size, root), flat, op, comm, trace)
+        if trace is not None:
+            trace.comm = comm
+    return flat, comm
+
+
+def _names_a_rank_may_pass() -> Iterator[str]:
+    """Every collective, op, dtype and algorithm name: how a mismatch error names them.
+
+    A generator, so that the names are only listed when there is a mismatch.
+    """
+    yield from ALGORITHMS
+    yield from OPS
+    yield from (dtype.name for dtype in DTYPES)
+    yield MPI_BUILTIN
+    for algorithms in ALGORITHMS.values():
+        yield from algorithms
+
+
+def _intracomm(comm: Any, collective: str) -> Any:
+    """``comm``, or ``MPI.COMM_WORLD`` for None, after checking it is an intra-communicator."""
+    from mpi4py import MPI  # imported here: importing minidl.dist must not start MPI
+
+    if comm is None:
+        return MPI.COMM_WORLD
+    if not isinstance(comm, MPI.Intracomm):
+        raise TypeError(
+            f"{collective}: comm must be an mpi4py intra-communicator (MPI.COMM_WORLD or one "
+            f"made from it with Split or Dup), got {type(comm).__name__}"
+        )
+    return comm
+
+
+def _flat_view(buf: np.ndarray, where: str) -> np.ndarray:
+    """A 1-D view of ``buf`` that the executor can send from and write into."""
+    if not isinstance(buf, np.ndarray):
+        raise TypeError(f"{where}: buf must be a NumPy array, got {type(buf).__name__}")
+    check_dtype(buf.dtype, f"{where}: buf")
+    if not buf.flags.c_contiguous:
+        raise ValueError(
+            f"{where}: buf (shape {buf.shape}, strides {buf.strides}) is not C-contiguous, so it "
+            "cannot be sent as one block of memory. Pass a contiguous copy, "
+            "c = np.ascontiguousarray(buf), and copy the result back: buf[...] = c"
+        )
+    if not buf.flags.writeable:
+        raise ValueError(
+            f"{where}: buf is read-only, but the collective writes its result into it. "
+            "Pass a writable copy: buf.copy()"
+        )
+    return buf.reshape(-1)
+
+
+def _mpi_builtin(collective: str, flat: np.ndarray, op: str | None, root: int, comm: Any) -> None:
+    """The same collective, in place, done by MPI's own implementation."""
+    from mpi4py import MPI
+
+    mpi_ops = {"sum": MPI.SUM, "prod": MPI.PROD, "max": MPI.MAX, "min": MPI.MIN}
+    mpi_op = mpi_ops[op] if op is not None else None
+    rank = comm.Get_rank()
+    if collective == "allreduce":
+        comm.Allreduce(MPI.IN_PLACE, flat, op=mpi_op)
+    elif collective == "broadcast":
+        comm.Bcast(flat, root=root)
+    elif collective == "reduce":
+        if rank == root:
+            comm.Reduce(MPI.IN_PLACE, flat, op=mpi_op, root=root)
+        else:
+            comm.Reduce(flat, None, op=mpi_op, root=root)
+    else:
+        bounds = np.array(chunk_bounds(flat.size, comm.Get_size()))
+        counts, displacements = np.diff(bounds), bounds[:-1]
+        if collective == "allgather":
+            comm.Allgatherv(MPI.IN_PLACE, [flat, (counts, displacements)])
+        else:  # reduce_scatter: MPI puts this rank's chunk in a separate buffer
+            mine = np.empty(counts[rank], dtype=flat.dtype)
+            comm.Reduce_scatter(flat, mine, recvcounts=counts, op=mpi_op)
+            flat[bounds[rank] : bounds[rank + 1]] = mine

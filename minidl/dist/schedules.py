@@ -1,0 +1,195 @@
+"""The catalogue of schedules, and :func:`schedule`, which prints one.
+
+:data:`ALGORITHMS` maps each collective to its algorithms, each a schedule
+generator ``fn(p, rank, n)`` (see :mod:`minidl.dist.steps`). The simulator,
+the cost model and the MPI executor all look algorithms up here, so adding
+an algorithm is adding one generator and one line below.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from minidl.dist.butterfly import rabenseifner_allreduce, recursive_doubling_allreduce
+from minidl.dist.naive import naive_allreduce
+from minidl.dist.ring import ring_allgather, ring_allreduce, ring_reduce_scatter
+from minidl.dist.steps import Round, ScheduleFn, rooted_at
+from minidl.dist.tree import (
+    binomial_broadcast,
+    binomial_reduce,
+    scatter_allgather_broadcast,
+    tree_allreduce,
+)
+
+ALGORITHMS: dict[str, dict[str, ScheduleFn]] = {
+    "allreduce": {
+        "naive": naive_allreduce,
+        "tree": tree_allreduce,
+        "recursive_doubling": recursive_doubling_allreduce,
+        "ring": ring_allreduce,
+        "rabenseifner": rabenseifner_allreduce,
+    },
+    "reduce_scatter": {"ring": ring_reduce_scatter},
+    "allgather": {"ring": ring_allgather},
+    "broadcast": {"binomial": binomial_broadcast, "scatter_allgather": scatter_allgather_broadcast},
+    "reduce": {"binomial": binomial_reduce},
+}
+"""Every collective's algorithms, by name: ``ALGORITHMS[collective][algorithm]``."""
+
+ROOTED = ("broadcast", "reduce")
+"""Collectives with a root; their schedules are written for root 0."""
+
+
+def resolve(collective: str, algorithm: str | ScheduleFn) -> tuple[str, ScheduleFn]:
+    """Look up ``algorithm`` for ``collective``; a callable is taken as a schedule itself.
+
+    Returns
+    -------
+    (str, callable)
+        The algorithm's name (a callable's ``__name__``) and its schedule.
+
+    Raises
+    ------
+    ValueError
+        If the collective or the algorithm name is unknown; the message lists the known ones.
+    """
+    if collective not in ALGORITHMS:
+        raise ValueError(f"unknown collective {collective!r}; expected one of {tuple(ALGORITHMS)}")
+    if callable(algorithm):
+        return getattr(algorithm, "__name__", repr(algorithm)), algorithm
+    known = ALGORITHMS[collective]
+    if algorithm not in known:
+        raise ValueError(
+            f"unknown {collective} algorithm {algorithm!r}; expected one of {tuple(known)}"
+        )
+    return algorithm, known[algorithm]
+
+
+@functools.lru_cache(maxsize=4096)
+def rounds_of(
+    collective: str, algorithm: str | ScheduleFn, p: int, rank: int, n: int, root: int = 0
+) -> tuple[Round, ...]:
+    """The rounds of one rank, as a tuple; cached, since every call of a collective needs them.
+
+    Parameters are those of :func:`schedule`; the arguments are checked there
+    and by the callers, not here.
+    """
+    _, fn = resolve(collective, algorithm)
+    if collective in ROOTED:
+        virtual_rank = (rank - root) % p
+        return tuple(rooted_at(root, p, fn(p, virtual_rank, n)))
+    return tuple(fn(p, rank, n))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The rounds one rank performs in one collective: plain data to print or inspect.
+
+    Attributes
+    ----------
+    collective : str
+        ``"allreduce"``, ``"reduce_scatter"``, ``"allgather"``, ``"broadcast"`` or ``"reduce"``.
+    algorithm : str
+        The algorithm's name.
+    p, rank, n, root : int
+        Number of ranks, this rank, number of elements, and the root (0 if the collective has none).
+    rounds : tuple of Round
+        What this rank does in each round; ``len(rounds)`` is the same on every rank.
+    """
+
+    collective: str
+    algorithm: str
+    p: int
+    rank: int
+    n: int
+    root: int
+    rounds: tuple[Round, ...]
+
+    def __iter__(self) -> Iterator[Round]:
+        return iter(self.rounds)
+
+    def __len__(self) -> int:
+        return len(self.rounds)
+
+    def __str__(self) -> str:
+        root = f", root {self.root}" if self.collective in ROOTED else ""
+        head = (
+            f"{self.algorithm} {self.collective} on rank {self.rank} of {self.p}{root}, "
+            f"n={self.n}: {len(self.rounds)} rounds"
+        )
+        width = len(str(max(len(self.rounds) - 1, 0)))
+        lines = [f"  round {k:>{width}}: {rnd}" for k, rnd in enumerate(self.rounds)]
+        return "\n".join([head, *lines])
+
+
+def schedule(
+    algorithm: str | ScheduleFn,
+    p: int,
+    rank: int,
+    n: int,
+    *,
+    collective: str = "allreduce",
+    root: int = 0,
+) -> Schedule:
+    """What ``rank`` of ``p`` does in each round of a collective on ``n`` elements.
+
+    Parameters
+    ----------
+    algorithm : str or callable
+        An algorithm of ``collective`` (see :data:`ALGORITHMS`), or a schedule
+        generator ``fn(p, rank, n)`` of your own.
+    p : int
+        Number of ranks, ``p >= 1``.
+    rank : int
+        The rank to show, ``0 <= rank < p``.
+    n : int
+        Number of elements in the buffer, ``n >= 0``.
+    collective : str, optional
+        ``"allreduce"`` (default), ``"reduce_scatter"``, ``"allgather"``,
+        ``"broadcast"`` or ``"reduce"``.
+    root : int, optional
+        The root of ``"broadcast"`` and ``"reduce"``; must be 0 for the others.
+
+    Returns
+    -------
+    Schedule
+        Its ``rounds`` list, per round, the sends (peer, chunks, element
+        range) and receives (peer, chunks, element range, reduce or copy).
+
+    Raises
+    ------
+    ValueError
+        If ``p``, ``rank``, ``n`` or ``root`` is out of range, or the algorithm is unknown.
+
+    Examples
+    --------
+    >>> print(schedule("ring", 4, 0, 8))
+    ring allreduce on rank 0 of 4, n=8: 6 rounds
+      round 0: send chunk 3 [6:8] to rank 1; reduce chunk 2 [4:6] from rank 3
+      round 1: send chunk 2 [4:6] to rank 1; reduce chunk 1 [2:4] from rank 3
+      round 2: send chunk 1 [2:4] to rank 1; reduce chunk 0 [0:2] from rank 3
+      round 3: send chunk 0 [0:2] to rank 1; copy chunk 3 [6:8] from rank 3
+      round 4: send chunk 3 [6:8] to rank 1; copy chunk 2 [4:6] from rank 3
+      round 5: send chunk 2 [4:6] to rank 1; copy chunk 1 [2:4] from rank 3
+    """
+    name, _ = resolve(collective, algorithm)
+    check_layout(p, n, root, collective)
+    if not 0 <= rank < p:
+        raise ValueError(f"schedule: rank {rank} is not a rank of p={p} (0 <= rank < p)")
+    return Schedule(
+        collective, name, p, rank, n, root, rounds_of(collective, algorithm, p, rank, n, root)
+    )
+
+
+def check_layout(p: int, n: int, root: int, collective: str) -> None:
+    """Raise ValueError unless ``p >= 1``, ``n >= 0`` and ``root`` fits ``collective``."""
+    if p < 1:
+        raise ValueError(f"the number of ranks must be >= 1, got p={p}")
+    if n < 0:
+        raise ValueError(f"the number of elements must be >= 0, got n={n}")
+    if collective in ROOTED and not 0 <= root < p:
+        raise ValueError(f"{collective}: root {root} is not a rank of p={p}")
+    if collective not in ROOTED and root != 0:
+        raise ValueError(f"{collective} has no root, but root={root} was given")

@@ -1,0 +1,209 @@
+"""Run a schedule in one process over ``p`` in-memory buffers: no MPI needed.
+
+The simulator plays every rank, round by round: first all the round's sends
+copy their data out (sends read the buffers as the round began), then every
+receive takes its message and reduces or copies it in with the same
+:mod:`minidl.kernels` reduction the MPI executor uses, so both give the same
+bits. On the way it checks the rules of :mod:`minidl.dist.steps` and raises a
+:class:`ScheduleError` naming the round and ranks of the first one broken;
+that is how a new schedule gets debugged before it ever meets ``mpiexec``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from minidl import kernels
+from minidl.dist.checks import check_dtype, check_op
+from minidl.dist.schedules import check_layout, resolve, rounds_of
+from minidl.dist.steps import Recv, Round, ScheduleFn, Send
+from minidl.dist.trace import Event, Trace
+
+
+class ScheduleError(Exception):
+    """A schedule broke one of the rules of :mod:`minidl.dist.steps`.
+
+    Under MPI the same mistake would deadlock or corrupt data; the simulator
+    says which round and ranks broke it instead.
+    """
+
+
+class Simulation(NamedTuple):
+    """What :func:`simulate` returns: unpack as ``outputs, trace = simulate(...)``.
+
+    ``outputs`` is the list of each rank's buffer afterwards, shaped like its
+    input; ``trace`` is a :class:`~minidl.dist.trace.Trace` with one event per
+    message sent, received and reduced, whose clock counts rounds.
+    """
+
+    outputs: list[np.ndarray]
+    trace: Trace
+
+
+def simulate(
+    algorithm: str | ScheduleFn,
+    inputs: Sequence[np.ndarray],
+    op: str = "sum",
+    *,
+    collective: str = "allreduce",
+    root: int = 0,
+) -> Simulation:
+    """Run a collective on ``len(inputs)`` simulated ranks, one buffer each.
+
+    Parameters
+    ----------
+    algorithm : str or callable
+        An algorithm of ``collective`` (see :data:`minidl.dist.ALGORITHMS`),
+        or a schedule generator ``fn(p, rank, n)`` of your own.
+    inputs : sequence of numpy.ndarray
+        Rank ``r``'s buffer is ``inputs[r]``; all the same shape and dtype
+        (float32, float64, int32 or int64). They are not modified.
+    op : {"sum", "prod", "max", "min"}, optional
+        The reduction.
+    collective : str, optional
+        ``"allreduce"`` (default), ``"reduce_scatter"``, ``"allgather"``,
+        ``"broadcast"`` or ``"reduce"``, with the meaning of the functions of
+        the same name in :mod:`minidl.dist`.
+    root : int, optional
+        The root of ``"broadcast"`` and ``"reduce"``.
+
+    Returns
+    -------
+    Simulation
+        ``(outputs, trace)``.
+
+    Raises
+    ------
+    ScheduleError
+        If a send has no matching receive (or a receive no send), the ranks
+        disagree on the number of rounds, or a step names a bad peer or range.
+    ValueError, TypeError
+        If the inputs differ in shape or dtype, or the op or dtype is unsupported.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> inputs = [np.arange(5.0) + 10 * rank for rank in range(3)]
+    >>> outputs, trace = simulate("ring", inputs)
+    >>> outputs[2]
+    array([30., 33., 36., 39., 42.])
+    >>> len(trace.events)  # 4 rounds x 3 ranks x (send, recv), + 2 rounds x 3 reduces
+    30
+    """
+    buffers = _flat_copies(inputs, op)
+    p, n = len(buffers), buffers[0].size
+    check_layout(p, n, root, collective)
+    name, _ = resolve(collective, algorithm)
+    plans = [rounds_of(collective, algorithm, p, rank, n, root) for rank in range(p)]
+    for rank, plan in enumerate(plans):
+        for k, rnd in enumerate(plan):
+            if not isinstance(rnd, Round):
+                raise ScheduleError(
+                    f"{name}: rank {rank} yielded {rnd!r} as round {k}; a schedule yields Round "
+                    "objects, e.g. Round.of(send(...), reduce_from(...)), or Round() to idle"
+                )
+    lengths = {len(plan) for plan in plans}
+    if len(lengths) > 1:
+        counts = ", ".join(f"rank {rank}: {len(plan)}" for rank, plan in enumerate(plans))
+        raise ScheduleError(f"{name}: the ranks yield different numbers of rounds ({counts})")
+    trace = Trace(clock="rounds")
+    for k in range(lengths.pop()):
+        _play_round(k, [plan[k] for plan in plans], buffers, op, trace)
+    return Simulation([b.reshape(np.shape(inputs[0])) for b in buffers], trace)
+
+
+def _flat_copies(inputs: Sequence[np.ndarray], op: str) -> list[np.ndarray]:
+    """A flat, contiguous copy of each input, after checking they fit together."""
+    if len(inputs) < 1:
+        raise ValueError("simulate: inputs must hold one array per rank, got none")
+    arrays = [np.asarray(x) for x in inputs]
+    check_op(op, "simulate")
+    check_dtype(arrays[0].dtype, "simulate: inputs[0]")
+    for rank, x in enumerate(arrays):
+        if x.shape != arrays[0].shape or x.dtype != arrays[0].dtype:
+            raise ValueError(
+                f"simulate: every rank's input must have the same shape and dtype; rank 0 has "
+                f"{arrays[0].shape} {arrays[0].dtype}, rank {rank} has {x.shape} {x.dtype}"
+            )
+    return [np.array(x, copy=True).reshape(-1) for x in arrays]
+
+
+def _play_round(
+    k: int, rounds: list[Round], buffers: list[np.ndarray], op: str, trace: Trace
+) -> None:
+    """Perform round ``k`` of every rank: all sends first, then all receives."""
+    p, n = len(buffers), buffers[0].size
+    itemsize = buffers[0].itemsize
+    # Messages in flight, per (sender, receiver), in the order they were sent:
+    # MPI keeps that order between one pair of ranks, and so do we.
+    in_flight: dict[tuple[int, int], deque[tuple[Send, np.ndarray]]] = defaultdict(deque)
+    for rank, rnd in enumerate(rounds):
+        _check_round(k, rank, rnd, p, n)
+        for s in rnd.sends:
+            in_flight[rank, s.peer].append((s, buffers[rank][s.start : s.stop].copy()))
+            trace.record(
+                Event(rank, k, "send", s.peer, s.chunks, s.count, s.count * itemsize, k, k + 1)
+            )
+    for rank, rnd in enumerate(rounds):
+        for r in rnd.recvs:
+            data = _match(k, rank, r, in_flight)
+            nbytes = r.count * itemsize
+            trace.record(Event(rank, k, "recv", r.peer, r.chunks, r.count, nbytes, k, k + 1))
+            target = buffers[rank][r.start : r.stop]
+            if r.reduce:
+                kernels.reduce_into(op, target, data)
+                trace.record(Event(rank, k, "reduce", r.peer, r.chunks, r.count, nbytes, k, k + 1))
+            else:
+                target[...] = data
+    for (sender, receiver), queue in in_flight.items():
+        if queue:
+            s, _ = queue[0]
+            raise ScheduleError(
+                f"round {k}: rank {sender} does '{s}', but rank {receiver} posts no "
+                f"matching receive from rank {sender} in that round"
+            )
+
+
+def _match(
+    k: int, rank: int, r: Recv, in_flight: dict[tuple[int, int], deque[tuple[Send, np.ndarray]]]
+) -> np.ndarray:
+    """The data of the message that receive ``r`` of ``rank`` takes, checked against it."""
+    queue = in_flight.get((r.peer, rank))
+    if not queue:
+        raise ScheduleError(
+            f"round {k}: rank {rank} does '{r}', but rank {r.peer} sends nothing "
+            f"(or nothing more) to rank {rank} in that round"
+        )
+    s, data = queue.popleft()
+    if (s.start, s.stop) != (r.start, r.stop):
+        raise ScheduleError(
+            f"round {k}: rank {r.peer} does '{s}', but the matching receive on rank {rank} "
+            f"is '{r}': the element ranges differ"
+        )
+    return data
+
+
+def _check_round(k: int, rank: int, rnd: Round, p: int, n: int) -> None:
+    """Peers and ranges in bounds, and no copy into a range the round also reads or writes."""
+    for step in (*rnd.sends, *rnd.recvs):
+        if not (0 <= step.peer < p and step.peer != rank):
+            raise ScheduleError(
+                f"round {k}: rank {rank} does '{step}', but the peer must be another rank of p={p}"
+            )
+        if not 0 <= step.start <= step.stop <= n:
+            raise ScheduleError(
+                f"round {k}: rank {rank} does '{step}', outside the buffer of n={n} elements"
+            )
+    for r in rnd.recvs:
+        if r.reduce:
+            continue
+        for other in (*rnd.sends, *rnd.recvs):
+            if other is not r and r.start < other.stop and other.start < r.stop:
+                raise ScheduleError(
+                    f"round {k}: rank {rank} does '{r}', which overlaps '{other}' in the same "
+                    "round; a copy must land where nothing else of its round reads or writes"
+                )

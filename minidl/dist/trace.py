@@ -1,0 +1,258 @@
+"""A record of what each rank did in each round, for reading, counting and Perfetto.
+
+The simulator and the MPI executor append one :class:`Event` per message sent,
+per message received and per reduction. :meth:`Trace.summary` tabulates them
+per rank; :meth:`Trace.to_chrome` writes the Chrome trace-event JSON that
+https://ui.perfetto.dev and ``chrome://tracing`` open, one row per rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+_LANES = ("send", "recv", "reduce")  # one timeline row per kind, within each rank
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing one rank did in one round.
+
+    Attributes
+    ----------
+    rank : int
+        The rank that did it.
+    round : int
+        The round of the schedule.
+    kind : str
+        ``"send"``, ``"recv"`` (the data arrived) or ``"reduce"`` (it was
+        reduced into the buffer).
+    peer : int
+        The rank at the other end of the message.
+    chunks : range
+        Which chunks of the algorithm's split moved.
+    count : int
+        Number of elements.
+    nbytes : int
+        Number of bytes.
+    start, end : float
+        When it began and ended: seconds of ``time.perf_counter`` under MPI,
+        round numbers in the simulator.
+    """
+
+    rank: int
+    round: int
+    kind: str
+    peer: int
+    chunks: range
+    count: int
+    nbytes: int
+    start: float
+    end: float
+
+
+@dataclass
+class RankStats:
+    """What one rank did over a whole trace (see :meth:`Trace.stats`).
+
+    Attributes
+    ----------
+    messages_sent, messages_received : int
+    elements_sent, bytes_sent, bytes_received, bytes_reduced : int
+    time : float
+        From the start of its first event to the end of its last, in the trace's clock.
+    """
+
+    messages_sent: int = 0
+    messages_received: int = 0
+    elements_sent: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    bytes_reduced: int = 0
+    time: float = 0.0
+
+
+class Trace:
+    """Events of a collective, per rank and round.
+
+    Pass one to :func:`minidl.dist.allreduce` (or another collective) as
+    ``trace=``; :func:`minidl.dist.simulate` returns one.
+
+    Parameters
+    ----------
+    clock : {"seconds", "rounds"}, optional
+        What ``start`` and ``end`` of the events count: wall-clock seconds
+        (under MPI) or rounds (in the simulator).
+
+    Attributes
+    ----------
+    events : list of Event
+        On each MPI rank, that rank's events only; :meth:`gather` merges them.
+    clock : str
+    comm : mpi4py.MPI.Intracomm or None
+        The communicator the events came from (set by the MPI executor);
+        ``None`` for a simulated or already merged trace.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minidl.dist import simulate
+    >>> inputs = [np.arange(8.0) * (rank + 1) for rank in range(4)]
+    >>> outputs, trace = simulate("ring", inputs)
+    >>> trace.stats()[0].messages_sent
+    6
+    """
+
+    def __init__(self, clock: str = "seconds") -> None:
+        if clock not in ("seconds", "rounds"):
+            raise ValueError(f"Trace: clock must be 'seconds' or 'rounds', got {clock!r}")
+        self.clock = clock
+        self.events: list[Event] = []
+        self.comm: Any = None
+
+    def record(self, event: Event) -> None:
+        """Append one event."""
+        self.events.append(event)
+
+    def stats(self) -> dict[int, RankStats]:
+        """Messages, elements, bytes and time of each rank that has events, by rank."""
+        stats: dict[int, RankStats] = {}
+        first: dict[int, float] = {}
+        last: dict[int, float] = {}
+        for e in sorted(self.events, key=lambda e: e.rank):
+            s = stats.setdefault(e.rank, RankStats())
+            first[e.rank] = min(first.get(e.rank, e.start), e.start)
+            last[e.rank] = max(last.get(e.rank, e.end), e.end)
+            if e.kind == "send":
+                s.messages_sent += 1
+                s.elements_sent += e.count
+                s.bytes_sent += e.nbytes
+            elif e.kind == "recv":
+                s.messages_received += 1
+                s.bytes_received += e.nbytes
+            else:
+                s.bytes_reduced += e.nbytes
+        for rank, s in stats.items():
+            s.time = last[rank] - first[rank]
+        return stats
+
+    def gather(self) -> Trace | None:
+        """All ranks' events in one trace on rank 0 of :attr:`comm`.
+
+        Collective when the trace came from MPI: every rank must call it. It
+        returns the merged trace on rank 0 and ``None`` on the others. A trace
+        without a communicator (simulated, or already merged) is returned as is.
+        """
+        if self.comm is None:
+            return self
+        # Trace events are a small, irregular Python list gathered once, after
+        # the collective: pickling (lower-case gather) is the right tool here,
+        # unlike for the data, which always moves as raw buffers.
+        everyone = self.comm.gather(self.events, root=0)
+        if everyone is None:
+            return None
+        merged = Trace(self.clock)
+        merged.events = [e for events in everyone for e in events]
+        return merged
+
+    def summary(self) -> str:
+        """Print, and return, a table of messages, bytes and time per rank.
+
+        Under MPI every rank must call it (see :meth:`gather`); rank 0 prints
+        the table of all ranks and the others print nothing and return ``""``.
+        """
+        merged = self.gather()
+        if merged is None:
+            return ""
+        row = "{:>4} {:>6} {:>12} {:>6} {:>12} {:>14} {:>12}".format
+        lines = [row("rank", "sent", "bytes sent", "recvd", "bytes recvd", "bytes reduced", "time")]
+        for rank, s in merged.stats().items():
+            lines.append(
+                row(
+                    rank,
+                    s.messages_sent,
+                    s.bytes_sent,
+                    s.messages_received,
+                    s.bytes_received,
+                    s.bytes_reduced,
+                    merged._format_time(s.time),
+                )
+            )
+        text = "\n".join(lines)
+        print(text)
+        return text
+
+    def to_chrome(self, path: str | os.PathLike[str]) -> None:
+        """Write the events as Chrome trace-event JSON, one process row per rank.
+
+        Open the file in https://ui.perfetto.dev or ``chrome://tracing``. Each
+        rank gets rows for its sends, receives and reductions. Under MPI every
+        rank must call it: the events are merged onto rank 0 (see
+        :meth:`gather`), which alone writes the file; times count from the
+        earliest event, so they line up across ranks on one machine (on a
+        cluster, only as well as the nodes' clocks agree). A simulated trace
+        draws each round as one millisecond.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The JSON file to write (on rank 0).
+        """
+        merged = self.gather()
+        if merged is None:
+            return
+        with open(path, "w") as f:
+            json.dump(merged._chrome_events(), f)
+
+    def _chrome_events(self) -> dict[str, Any]:
+        """The trace as a Chrome trace-event document (``"ph": "X"`` complete events)."""
+        to_us = 1e6 if self.clock == "seconds" else 1e3
+        t0 = min((e.start for e in self.events), default=0.0)
+        out: list[dict[str, Any]] = []
+        for rank in sorted({e.rank for e in self.events}):
+            # Metadata events ("ph": "M") name the rows: one process per rank,
+            # one thread per kind of event.
+            out.append(_metadata("process_name", rank, {"name": f"rank {rank}"}))
+            out.append(_metadata("process_sort_index", rank, {"sort_index": rank}))
+            for tid, lane in enumerate(_LANES):
+                out.append({**_metadata("thread_name", rank, {"name": lane}), "tid": tid})
+        for e in self.events:
+            arrow = "to" if e.kind == "send" else "from"
+            out.append(
+                {
+                    "ph": "X",
+                    "name": f"{e.kind} chunk {_chunk_text(e.chunks)} {arrow} {e.peer}",
+                    "cat": e.kind,
+                    "pid": e.rank,
+                    "tid": _LANES.index(e.kind),
+                    "ts": (e.start - t0) * to_us,
+                    "dur": (e.end - e.start) * to_us,
+                    "args": {
+                        "round": e.round,
+                        "peer": e.peer,
+                        "elements": e.count,
+                        "bytes": e.nbytes,
+                    },
+                }
+            )
+        return {"traceEvents": out, "displayTimeUnit": "ms"}
+
+    def _format_time(self, t: float) -> str:
+        if self.clock == "rounds":
+            return f"{t:g} rounds"
+        for unit, scale in (("s", 1.0), ("ms", 1e-3)):
+            if t >= scale:
+                return f"{t / scale:.3g} {unit}"
+        return f"{t * 1e6:.3g} us"
+
+
+def _metadata(name: str, pid: int, args: dict[str, Any]) -> dict[str, Any]:
+    """A Chrome trace metadata event (it names or orders a row)."""
+    return {"ph": "M", "name": name, "pid": pid, "args": args}
+
+
+def _chunk_text(chunks: range) -> str:
+    """``3`` or ``0-3``."""
+    return str(chunks.start) if len(chunks) == 1 else f"{chunks.start}-{chunks.stop - 1}"

@@ -1,0 +1,261 @@
+"""minidl.dist's collectives on real ranks under mpiexec, against MPI and NumPy.
+
+Each test starts one job that runs many cases (starting mpiexec costs about a
+second), and every rank reports what went wrong. The inputs are those of
+test_dist_simulate (rank- and index-dependent, every result exact), so results
+are compared for equality with a float64 reference and MPI's own collectives,
+and for bit-identity across ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from minidl.testing import run_mpi
+
+pytestmark = pytest.mark.mpi
+
+TESTS = str(Path(__file__).parent)
+
+CORRECTNESS = """
+    import hashlib
+    import sys
+
+    import numpy as np
+    from mpi4py import MPI
+
+    sys.path.insert(0, sys.argv[1])
+    from test_dist_simulate import DTYPES, rank_data, reference
+
+    from minidl.dist import ALGORITHMS, OPS, allgather, allreduce, broadcast, chunk_bounds
+    from minidl.dist import reduce, reduce_scatter
+    from minidl.testing import report
+
+    comm = MPI.COMM_WORLD
+    rank, p = comm.rank, comm.size
+    failures, digests = [], []
+
+    def expect(label, got, want):
+        if got.dtype != want.dtype and want.dtype != np.float64:
+            failures.append(f"{label}: rank {rank} got dtype {got.dtype}")
+        elif not np.array_equal(got.astype(np.float64), want.astype(np.float64)):
+            wrong = np.flatnonzero(got.astype(np.float64) != want.astype(np.float64))
+            first = wrong[:5]
+            failures.append(f"{label}: rank {rank} wrong at {first}: {got[first]} != {want[first]}")
+
+    # Every op and dtype on few ranks; on many (oversubscribed, slow) ranks,
+    # every op and every dtype, but not every pair, except for one size.
+    all_pairs = [(op, dtype) for op in OPS for dtype in DTYPES]
+    diagonal = list(zip(OPS, DTYPES))
+    sizes = sorted({0, 1, p - 1, p, p + 1, 13})
+    for algorithm in [*ALGORITHMS["allreduce"], "auto", "mpi"]:
+        for n in sizes:
+            for op, dtype in all_pairs if p <= 4 or n == p + 1 else diagonal:
+                inputs = rank_data(p, n, dtype, op)
+                got = allreduce(inputs[rank].copy(), op, algorithm)
+                label = f"allreduce {algorithm} {op} {dtype.__name__} n={n}"
+                expect(label, got, reference(inputs, op))
+                digests.append(hashlib.sha1(got.tobytes()).hexdigest())
+        large = [("sum", np.float32), ("max", np.int64)] if p <= 4 else [("sum", np.float32)]
+        for op, dtype in large:
+            inputs = rank_data(p, 10**6 + 3, dtype, op)
+            got = allreduce(inputs[rank].copy(), op, algorithm, check=False)
+            expect(f"allreduce {algorithm} {op} n=10**6+3", got, reference(inputs, op))
+            digests.append(hashlib.sha1(got.tobytes()).hexdigest())
+
+    # Rounded floats: close to MPI's own Allreduce, and the same bits on every rank.
+    rng = np.random.default_rng(rank)
+    x = rng.standard_normal(1001).astype(np.float32)
+    want = comm.allreduce(x.astype(np.float64))
+    for algorithm in ALGORITHMS["allreduce"]:
+        got = allreduce(x.copy(), algorithm=algorithm)
+        mpi = allreduce(x.copy(), algorithm="mpi")
+        if not np.allclose(got, want, rtol=0, atol=p * 8 * np.finfo(np.float32).eps):
+            failures.append(f"{algorithm} on random floats: rank {rank} far from float64")
+        if not np.allclose(got, mpi, rtol=0, atol=p * 8 * np.finfo(np.float32).eps):
+            failures.append(f"{algorithm} on random floats: rank {rank} far from MPI's Allreduce")
+        digests.append(hashlib.sha1(got.tobytes()).hexdigest())
+
+    for n in sizes + [1009]:
+        bounds = chunk_bounds(n, p)
+        mine = slice(bounds[rank], bounds[rank + 1])
+        for algorithm in ("ring", "mpi"):
+            inputs = rank_data(p, n, np.int32, "sum")
+            got = reduce_scatter(inputs[rank].copy(), "sum", algorithm)
+            expect(f"reduce_scatter {algorithm} n={n}", got, reference(inputs, "sum")[mine])
+            full = rank_data(1, n, np.float64, "sum")[0]
+            buf = np.full(n, -1.0)
+            buf[mine] = full[mine]
+            expect(f"allgather {algorithm} n={n}", allgather(buf, algorithm), full)
+        for root in range(p):
+            inputs = rank_data(p, n, np.float32, "min")
+            for algorithm in (*ALGORITHMS["broadcast"], "mpi"):
+                got = broadcast(inputs[rank].copy(), root, algorithm)
+                expect(f"broadcast {algorithm} root={root} n={n}", got, inputs[root])
+            for algorithm in (*ALGORITHMS["reduce"], "mpi"):
+                got = reduce(inputs[rank].copy(), "min", root, algorithm)
+                if rank == root:
+                    expect(f"reduce {algorithm} root={root} n={n}", got, reference(inputs, "min"))
+
+    # A sub-communicator: even and odd ranks reduce separately.
+    if p >= 2:
+        sub = comm.Split(color=rank % 2, key=rank)
+        members = list(range(rank % 2, p, 2))
+        for algorithm in ALGORITHMS["allreduce"]:
+            inputs = rank_data(p, 11, np.int64, "sum")
+            got = allreduce(inputs[rank].copy(), algorithm=algorithm, comm=sub)
+            want = reference([inputs[r] for r in members], "sum")
+            expect(f"allreduce {algorithm} on a Split communicator", got, want)
+        sub.Free()
+
+    report({"failures": failures, "digests": digests})
+"""
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 4, 5, 7, 8])
+def test_every_collective_equals_mpi_and_numpy(p):
+    job = run_mpi(CORRECTNESS, p, args=[TESTS], timeout=120)
+    failures = [f for r in job.results for f in r["failures"]]
+    assert not failures, "\n".join(failures[:20])
+    digests = [r["digests"] for r in job.results]
+    assert all(d == digests[0] for d in digests), "ranks ended with different bits"
+
+
+TRAFFIC_AND_MEMORY = """
+    import tracemalloc
+    import sys
+
+    import numpy as np
+    from mpi4py import MPI
+
+    from minidl.dist import Trace, allreduce, calibrate
+    from minidl.testing import report
+
+    comm = MPI.COMM_WORLD
+    n = 10**6
+    x = np.arange(n, dtype=np.float64) + comm.rank
+    allreduce(x.copy(), check=False)  # warm up: schedules cached, MPI connections made
+
+    tracemalloc.start()
+    allreduce(x, algorithm="ring", check=False)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    trace = Trace()
+    allreduce(x, algorithm="ring", trace=trace)
+    stats = trace.stats()[comm.rank]
+    trace.to_chrome(sys.argv[1])
+    summary = trace.summary()
+    model = calibrate(repeats=3)
+    report({"peak": peak, "sent": stats.messages_sent, "elements": stats.elements_sent,
+            "summary": summary, "model": model})
+"""
+
+
+def test_ring_traffic_memory_trace_and_calibration_on_real_ranks(tmp_path):
+    p, n = 4, 10**6
+    path = tmp_path / "ring.json"
+    job = run_mpi(TRAFFIC_AND_MEMORY, p, args=[path], timeout=60)
+    for rank, r in enumerate(job.results):
+        assert r["sent"] == 2 * (p - 1), f"rank {rank}"
+        assert r["elements"] <= 2 * -(-n // p) * (p - 1)
+        # Only the O(n / p) scratch buffer: one chunk of float64, plus small change.
+        assert r["peak"] <= 8 * n / p + 64 * 1024, f"rank {rank} allocated {r['peak']} bytes"
+    # The Chrome trace and the summary merge every rank's events on rank 0.
+    events = json.loads(path.read_text())["traceEvents"]
+    assert {e["pid"] for e in events if e["ph"] == "X"} == set(range(p))
+    assert len(job.results[0]["summary"].splitlines()) == p + 1
+    assert all(r["summary"] == "" for r in job.results[1:])
+    # Every rank got rank 0's measurements, so "auto" picks alike everywhere.
+    model = job.results[0]["model"]
+    assert model.alpha > 0 and model.beta > 0 and model.gamma > 0
+    assert all(r["model"] == model for r in job.results)
+
+
+MISMATCHES = """
+    import numpy as np
+    from mpi4py import MPI
+
+    from minidl.dist import allreduce, broadcast
+    from minidl.testing import report
+
+    comm = MPI.COMM_WORLD
+    rank = comm.rank
+    errors = {}
+
+    def attempt(name, call):
+        try:
+            call()
+        except (TypeError, ValueError) as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    attempt("size", lambda: allreduce(np.zeros(10 + (rank == 2))))
+    attempt("dtype", lambda: allreduce(np.zeros(10, np.float32 if rank else np.float64)))
+    attempt("op", lambda: allreduce(np.zeros(10), op="max" if rank == 1 else "sum"))
+    attempt("algorithm", lambda: allreduce(np.zeros(10), algorithm="tree" if rank == 1 else "ring"))
+    attempt("root", lambda: broadcast(np.zeros(10), root=rank % 2))
+    attempt("strided", lambda: allreduce(np.zeros(20)[::2]))
+    readonly = np.zeros(10)
+    readonly.flags.writeable = False
+    attempt("readonly", lambda: allreduce(readonly))
+    attempt("float16", lambda: allreduce(np.zeros(10, np.float16)))
+    attempt("list", lambda: allreduce([1.0, 2.0]))
+    attempt("op name", lambda: allreduce(np.zeros(10), op="mean"))
+    attempt("algorithm name", lambda: allreduce(np.zeros(10), algorithm="hypercube"))
+    attempt("comm", lambda: allreduce(np.zeros(10), comm="world"))
+    # After all these errors the ranks are still in step: a good call works.
+    ok = allreduce(np.arange(4.0) + rank)
+    report({"errors": errors, "ok": ok})
+"""
+
+
+def test_mismatched_calls_fail_on_every_rank_with_a_clear_error():
+    job = run_mpi(MISMATCHES, 3, timeout=60)
+    for rank, r in enumerate(job.results):
+        e = r["errors"]
+        assert "number of elements: 10 on ranks 0, 1; 11 on rank 2" in e["size"], e["size"]
+        assert "dtype: 'float64' on rank 0; 'float32' on ranks 1, 2" in e["dtype"]
+        assert "op: 'sum' on ranks 0, 2; 'max' on rank 1" in e["op"]
+        assert "algorithm: 'ring' on ranks 0, 2; 'tree' on rank 1" in e["algorithm"]
+        assert "root: 0 on ranks 0, 2; 1 on rank 1" in e["root"]
+        assert (
+            f"allreduce on rank {rank}: buf (shape (10,), strides (16,)) is not C-contiguous"
+            in e["strided"]
+        )
+        assert "read-only" in e["readonly"]
+        assert e["float16"].startswith("TypeError") and "unsupported dtype float16" in e["float16"]
+        assert "must be a NumPy array, got list" in e["list"]
+        assert "unknown op 'mean'" in e["op name"]
+        assert "unknown allreduce algorithm 'hypercube'" in e["algorithm name"]
+        assert "intra-communicator" in e["comm"]
+        assert r["ok"].tolist() == [3.0, 6.0, 9.0, 12.0]
+
+
+ONE_RANK_FAILS = """
+    import numpy as np
+    from mpi4py import MPI
+    from minidl.dist import allreduce
+
+    if MPI.COMM_WORLD.rank == 1:
+        raise RuntimeError("rank 1 gives up")
+    allreduce(np.zeros(1000))
+"""
+
+
+def test_an_exception_on_one_rank_ends_the_job_quickly():
+    started = time.monotonic()
+    job = run_mpi(ONE_RANK_FAILS, 3, timeout=60, check=False)
+    assert job.returncode != 0
+    assert "rank 1 gives up" in job.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_importing_minidl_does_not_start_mpi():
+    code = "import sys, minidl, minidl.dist; assert 'mpi4py' not in sys.modules, 'mpi4py imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
