@@ -45,12 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
                    help="bundled 8x8 digits, or MNIST/Fashion-MNIST IDX files from --data-root")
     p.add_argument("--data-root", type=Path, help="folder with the MNIST IDX files (for --dataset mnist)")
-    p.add_argument("--epochs", type=int, default=15, help="passes over the training set (default: 15)")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training set (default: 20)")
     p.add_argument("--batch-size", type=int, default=32, help="samples per step (default: 32)")
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (default: 0)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty (default: 5e-4)")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="default: sgd")
+    p.add_argument("--schedule", choices=["cosine", "step", "none"], default="cosine",
+                   help="learning-rate schedule over the epochs (default: cosine; step: x0.1 every third of the run)")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, dropout")
     p.add_argument("--checkpoint", type=Path, help="save a checkpoint here after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
@@ -107,6 +109,15 @@ def build_optimizer(args: argparse.Namespace, model: nn.Module) -> optim.Optimiz
     return optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
 
 
+def build_schedule(args: argparse.Namespace, optimizer: optim.Optimizer) -> optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule the flags ask for, stepped once per epoch."""
+    if args.schedule == "cosine":
+        return optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    if args.schedule == "step":
+        return optim.StepLR(optimizer, step_size=max(args.epochs // 3, 1), gamma=0.1)
+    return None
+
+
 def epoch_loader(train, args: argparse.Namespace, epoch: int) -> DataLoader:
     """This epoch's shuffled batches, a function of (seed, epoch) alone.
 
@@ -149,23 +160,26 @@ def train_epoch(model: nn.Module, optimizer: optim.Optimizer, loader: DataLoader
     return total / max(steps, 1)
 
 
-def save_checkpoint(path: Path, model, optimizer, epoch: int, history: list[dict]) -> None:
-    """Everything needed to continue after ``epoch``: weights, optimizer, RNG, history."""
+def save_checkpoint(path: Path, model, optimizer, scheduler, epoch: int, history: list[dict]) -> None:
+    """Everything needed to continue after ``epoch``: weights, optimizer, schedule, RNG, history."""
     minidl.save({
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler else {},
         "epoch": epoch,
         "rng": minidl.random.generator().bit_generator.state,
         "history": history,
     }, path)
 
 
-def load_checkpoint(path: Path, model, optimizer) -> tuple[int, list[dict]]:
-    """Restore a checkpoint into ``model`` and ``optimizer``; returns (epoch, history)."""
+def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+    """Restore a checkpoint into ``model``, ``optimizer`` and ``scheduler``; returns (epoch, history)."""
     try:
         state = minidl.load(path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler:
+            scheduler.load_state_dict(state["scheduler"])
         minidl.random.generator().bit_generator.state = state["rng"]
         history = list(state["history"])
         return int(state["epoch"]), history
@@ -202,10 +216,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     train, test = load_data(args)
     model = build_model(args.model, tuple(train[0][0].shape))
     optimizer = build_optimizer(args, model)
+    scheduler = build_schedule(args, optimizer)
 
     start_epoch, history = 0, []
     if args.resume and args.checkpoint.exists():
-        start_epoch, history = load_checkpoint(args.checkpoint, model, optimizer)
+        start_epoch, history = load_checkpoint(args.checkpoint, model, optimizer, scheduler)
         print(f"resumed from {args.checkpoint} after epoch {start_epoch}")
 
     seconds = []
@@ -216,6 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             began = time.perf_counter()
             train_loss = train_epoch(model, optimizer, loader, progress)
             seconds.append(time.perf_counter() - began)
+        if scheduler:
+            scheduler.step()
         test_loss, accuracy = evaluate(model, test)
         row = {"epoch": epoch, "loss": train_loss, "test_loss": test_loss, "accuracy": accuracy,
                "seconds": seconds[-1]}
@@ -226,7 +243,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             with open(args.metrics, "a") as f:
                 f.write(json.dumps(row) + "\n")
         if args.checkpoint:
-            save_checkpoint(args.checkpoint, model, optimizer, epoch, history)
+            save_checkpoint(args.checkpoint, model, optimizer, scheduler, epoch, history)
 
     if args.plot and history:
         plot_history(history, args.plot)

@@ -44,7 +44,8 @@ def test_metrics_and_plot(tmp_path, capsys):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_resume_equals_training_without_stopping(tmp_path, capsys, optimizer):
-    common = ["--model", "mlp", "--optimizer", optimizer, "--lr", "0.01", "--seed", "3"]
+    # A constant learning rate: a schedule's length depends on --epochs, which differs between the runs.
+    common = ["--model", "mlp", "--optimizer", optimizer, "--lr", "0.01", "--seed", "3", "--schedule", "none"]
     straight, resumed = tmp_path / "straight.npz", tmp_path / "resumed.npz"
     assert run_main(capsys, *common, "--epochs", "4", "--checkpoint", str(straight))[0] == 0
     assert run_main(capsys, *common, "--epochs", "2", "--checkpoint", str(resumed))[0] == 0
@@ -54,6 +55,15 @@ def test_resume_equals_training_without_stopping(tmp_path, capsys, optimizer):
     assert a["epoch"] == b["epoch"] == 4
     for key in a["model"]:
         np.testing.assert_array_equal(a["model"][key], b["model"][key])
+
+
+def test_resume_restores_the_schedule(tmp_path, capsys):
+    ckpt = tmp_path / "c.npz"
+    common = ["--model", "mlp", "--epochs", "4", "--checkpoint", str(ckpt)]
+    assert run_main(capsys, *common)[0] == 0
+    state = minidl.load(ckpt)
+    assert state["scheduler"]["last_epoch"] == 4
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0)
 
 
 def test_numpy_kernels_flag(capsys):

@@ -35,25 +35,25 @@ class Conv2d(Function):
                              f"weight of shape {w.shape} expects {w.shape[1]}")
         n, f = x.shape[0], w.shape[0]
         self.x_shape, self.w = x.shape, w
-        self.cols = K.im2col(x, w.shape[2:], self.stride, self.padding)  # (N*OH*OW, C*KH*KW)
-        out = self.cols @ w.reshape(f, -1).T  # (N*OH*OW, F)
+        self.cols = K.im2col(x, w.shape[2:], self.stride, self.padding)  # (C*KH*KW, N*OH*OW)
+        out = w.reshape(f, -1) @ self.cols  # (F, N*OH*OW): one BLAS call
         if b is not None:
-            out += b
+            out += b[:, None]
         oh, ow = _out_size(x.shape, w.shape[2:], self.stride, self.padding)
-        return np.ascontiguousarray(out.reshape(n, oh, ow, f).transpose(0, 3, 1, 2))
+        return np.ascontiguousarray(out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))
 
     def backward(self, g):
         w = self.w
         f = w.shape[0]
-        g2 = g.transpose(0, 2, 3, 1).reshape(-1, f)  # back to rows of output pixels
+        g2 = g.transpose(1, 0, 2, 3).reshape(f, -1)  # back to (F, N*OH*OW)
         gx = gw = None
         if self.needs_grad[0]:
-            gx = K.col2im(g2 @ w.reshape(f, -1), self.x_shape, w.shape[2:], self.stride, self.padding)
+            gx = K.col2im(w.reshape(f, -1).T @ g2, self.x_shape, w.shape[2:], self.stride, self.padding)
         if self.needs_grad[1]:
-            gw = (g2.T @ self.cols).reshape(w.shape)
+            gw = (g2 @ self.cols.T).reshape(w.shape)
         if len(self.needs_grad) == 2:
             return gx, gw
-        return gx, gw, g2.sum(axis=0)
+        return gx, gw, g2.sum(axis=1)
 
 
 def _out_size(x_shape, kernel, stride, padding) -> tuple[int, int]:
@@ -82,15 +82,16 @@ class AvgPool2d(Function):
 
     def forward(self, x):
         n, c, h, w = self.x_shape = x.shape
-        # Pool every channel as its own one-channel image: one row per window.
-        cols = K.im2col(x.reshape(n * c, 1, h, w), *self.args)  # (N*C*OH*OW, KH*KW)
+        # Pool every channel as its own one-channel image: one column per window.
+        cols = K.im2col(x.reshape(n * c, 1, h, w), *self.args)  # (KH*KW, N*C*OH*OW)
         oh, ow = _out_size(x.shape, *self.args)
-        return cols.mean(axis=1).reshape(n, c, oh, ow)
+        return cols.mean(axis=0).reshape(n, c, oh, ow)
 
     def backward(self, g):
         n, c, h, w = self.x_shape
         (kh, kw) = self.args[0]
-        gcols = np.repeat(g.reshape(-1, 1) / (kh * kw), kh * kw, axis=1)
+        share = g.reshape(1, -1) / (kh * kw)  # each window's gradient, split over its pixels
+        gcols = np.ascontiguousarray(np.broadcast_to(share, (kh * kw, share.shape[1])))
         return K.col2im(gcols, (n * c, 1, h, w), *self.args).reshape(self.x_shape)
 
 
