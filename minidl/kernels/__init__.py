@@ -14,7 +14,9 @@ active backend:
 'numpy'
 
 ``use`` also works as a plain call, ``K.use("numpy")``, which stays in effect
-until the next ``use``.
+until the next ``use``. The compiled sliding-window kernels (``im2col``,
+``col2im``, ``maxpool2d_*``) run their loops on OpenMP threads;
+:func:`set_num_threads` says how many.
 """
 
 from __future__ import annotations
@@ -29,31 +31,45 @@ from minidl.kernels import reference
 BACKENDS = ("cython", "numpy")
 
 try:
-    from minidl.kernels import _reduce
-except ImportError as exc:  # the package was copied without being built
-    _reduce = None
+    from minidl.kernels import _im2col, _pool, _reduce
+except ImportError as exc:  # the package was copied, or a .pyx added, without a build
+    _im2col = _pool = _reduce = None
     _BUILD_ERROR: ImportError | None = exc
 else:
     _BUILD_ERROR = None
 
-_KERNELS = ("add_into", "prod_into", "max_into", "min_into")
+# Every compiled module and the kernels it holds; the reference holds them all.
+_KERNELS = {
+    "_reduce": ("add_into", "prod_into", "max_into", "min_into"),
+    "_im2col": ("im2col", "col2im"),
+    "_pool": ("maxpool2d_forward", "maxpool2d_backward"),
+}
+_MODULES = {"_reduce": _reduce, "_im2col": _im2col, "_pool": _pool}
+# The compiled modules whose loops run on OpenMP threads.
+_THREADED = ("_im2col", "_pool")
 
 
 def _namespace(name: str) -> types.SimpleNamespace:
     """The kernels of one backend, by name."""
     if name == "numpy":
-        return types.SimpleNamespace(**{k: getattr(reference, k) for k in _KERNELS})
+        return types.SimpleNamespace(
+            **{k: getattr(reference, k) for kernels in _KERNELS.values() for k in kernels}
+        )
     if _BUILD_ERROR is not None:
         raise ImportError(
             "minidl's compiled kernels are not built (" + str(_BUILD_ERROR) + "). "
             "Install the package with `pip install -e .` from the checkout, or "
             'use minidl.kernels.use("numpy").'
         )
-    return types.SimpleNamespace(**{k: getattr(_reduce, k) for k in _KERNELS})
+    return types.SimpleNamespace(
+        **{k: getattr(_MODULES[module], k) for module, kernels in _KERNELS.items() for k in kernels}
+    )
 
 
 _active_name = "cython" if _BUILD_ERROR is None else "numpy"
 _active = _namespace(_active_name)
+# Without a build nothing runs on OpenMP threads: the NumPy reference uses one.
+_num_threads = 1 if _BUILD_ERROR is not None else _im2col.get_num_threads()
 
 
 def backend() -> str:
@@ -102,6 +118,53 @@ class use:
         _active_name, _active = self._previous
 
 
+def set_num_threads(n: int) -> None:
+    """Set how many OpenMP threads the compiled kernels use from now on.
+
+    The default is ``OMP_NUM_THREADS`` when it is set, else the number of
+    cores. It is an upper bound: a kernel call uses one thread per 32768
+    elements of work (PyTorch's grain size), so small calls stay on one
+    thread. Results never depend on it: every parallel loop gives each thread
+    whole images (or image channels), so nothing is summed in a different
+    order. The NumPy reference always runs on one thread.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, at least 1.
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not an int.
+    ValueError
+        If ``n`` is less than 1.
+
+    Examples
+    --------
+    >>> import minidl.kernels as K
+    >>> before = K.get_num_threads()
+    >>> K.set_num_threads(1)
+    >>> K.get_num_threads()
+    1
+    >>> K.set_num_threads(before)
+    """
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
+    _num_threads = int(n)
+    if _BUILD_ERROR is None:
+        for module in _THREADED:
+            _MODULES[module].set_num_threads(_num_threads)
+
+
+def get_num_threads() -> int:
+    """Return how many OpenMP threads the compiled kernels use (see :func:`set_num_threads`)."""
+    return _num_threads
+
+
 def add_into(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     """``dst += src`` in place with the active backend; see :func:`reference.add_into`."""
     return _active.add_into(dst, src)
@@ -133,4 +196,77 @@ def reduce_into(op: str, dst: np.ndarray, src: np.ndarray) -> np.ndarray:
 
 _REDUCE_BY_OP = {"sum": add_into, "prod": prod_into, "max": max_into, "min": min_into}
 
-__all__ = ["backend", "use", "add_into", "prod_into", "max_into", "min_into", "reduce_into"]
+
+def im2col(
+    x: np.ndarray,
+    kernel_size: reference.IntPair,
+    stride: reference.IntPair = 1,
+    padding: reference.IntPair = 0,
+) -> np.ndarray:
+    """Unfold the receptive fields of an NCHW batch into ``(C*KH*KW, N*OH*OW)``.
+
+    Runs the active backend; see :func:`minidl.kernels.reference.im2col` for
+    the layout and why a convolution wants it.
+    """
+    return _active.im2col(x, kernel_size, stride, padding)
+
+
+def col2im(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kernel_size: reference.IntPair,
+    stride: reference.IntPair = 1,
+    padding: reference.IntPair = 0,
+) -> np.ndarray:
+    """Fold ``(C*KH*KW, N*OH*OW)`` columns back into an NCHW batch, summing overlaps.
+
+    Runs the active backend; the adjoint of :func:`im2col`, see
+    :func:`minidl.kernels.reference.col2im`.
+    """
+    return _active.col2im(cols, x_shape, kernel_size, stride, padding)
+
+
+def maxpool2d_forward(
+    x: np.ndarray,
+    kernel_size: reference.IntPair,
+    stride: reference.IntPair | None = None,
+    padding: reference.IntPair = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """2-D max pooling of an NCHW batch: ``(out, indices)``, indices flat in each image.
+
+    Runs the active backend; see :func:`minidl.kernels.reference.maxpool2d_forward`
+    for the index layout and which element wins a tie.
+    """
+    return _active.maxpool2d_forward(x, kernel_size, stride, padding)
+
+
+def maxpool2d_backward(
+    grad_out: np.ndarray,
+    indices: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kernel_size: reference.IntPair,
+    stride: reference.IntPair | None = None,
+    padding: reference.IntPair = 0,
+) -> np.ndarray:
+    """Scatter-add ``grad_out`` to the elements that won their windows.
+
+    Runs the active backend; see :func:`minidl.kernels.reference.maxpool2d_backward`.
+    """
+    return _active.maxpool2d_backward(grad_out, indices, x_shape, kernel_size, stride, padding)
+
+
+__all__ = [
+    "backend",
+    "use",
+    "set_num_threads",
+    "get_num_threads",
+    "add_into",
+    "prod_into",
+    "max_into",
+    "min_into",
+    "reduce_into",
+    "im2col",
+    "col2im",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+]

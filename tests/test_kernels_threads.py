@@ -1,0 +1,47 @@
+"""minidl.kernels.set_num_threads / get_num_threads: the OpenMP thread count."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import minidl.kernels as K
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread count a test changes."""
+    before = K.get_num_threads()
+    yield
+    K.set_num_threads(before)
+
+
+def test_set_reaches_every_threaded_module(threads):
+    for n in (1, 3, 2):
+        K.set_num_threads(n)
+        assert K.get_num_threads() == n
+        assert K._im2col.get_num_threads() == n
+        assert K._pool.get_num_threads() == n
+
+
+@pytest.mark.parametrize(
+    "n, error",
+    [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)],
+)
+def test_bad_thread_count(n, error, threads):
+    before = K.get_num_threads()
+    with pytest.raises(error, match="^set_num_threads: n must be"):
+        K.set_num_threads(n)
+    assert K.get_num_threads() == before
+
+
+@pytest.mark.parametrize("value", ["1", "3"])
+def test_default_follows_omp_num_threads(value):
+    env = {**os.environ, "OMP_NUM_THREADS": value}
+    code = "import minidl.kernels as K; print(K.get_num_threads())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == value
