@@ -15,15 +15,34 @@ stack (never recursion, so a chain of 10,000 ops is fine):
 Gradients of intermediate tensors live only in a dictionary local to one call,
 so nothing from one backward pass leaks into the next; leaves *accumulate*
 into ``.grad`` across calls, as in PyTorch (``zero_grad`` resets them).
+
+A hook may :func:`queue_callback` a function to run once the whole pass is
+done: data parallelism uses it to wait for the last gradient all-reduce before
+``backward()`` returns.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from minidl.autograd.tensor import Tensor
+
+
+# Callbacks queued during the backward pass now running (None outside backward).
+_callbacks: list[Callable[[], None]] | None = None
+
+
+def queue_callback(fn: Callable[[], None]) -> None:
+    """Run ``fn()`` when the backward pass now running has finished.
+
+    Only hooks call this, from inside ``backward()``; callbacks run in the
+    order they were queued, after every gradient is in place.
+    """
+    if _callbacks is None:
+        raise RuntimeError("queue_callback() can only be called during backward(), e.g. from a hook")
+    _callbacks.append(fn)
 
 
 def _count_consumers(root: Tensor) -> dict[int, int]:
@@ -92,6 +111,18 @@ def backward(root: Tensor, grad: Any = None) -> None:
             "backward() on a tensor that does not require grad: no input of the computation "
             "had requires_grad=True (or it ran under no_grad())"
         )
+    global _callbacks
+    outer, _callbacks = _callbacks, []
+    try:
+        _run(root, grad)
+        for fn in _callbacks:
+            fn()
+    finally:
+        _callbacks = outer
+
+
+def _run(root: Tensor, grad: Any) -> None:
+    """The two sweeps described in the module docstring."""
     consumers = _count_consumers(root)
     grads: dict[int, np.ndarray] = {id(root): _initial_grad(root, grad)}
     ready = [root]

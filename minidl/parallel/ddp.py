@@ -1,0 +1,382 @@
+"""``DistributedDataParallel``: one model replicated on every rank, gradients averaged by all-reduce.
+
+Each rank runs forward and backward on its own shard of the batch. As
+backward finishes a parameter's gradient, a hook counts it off in its
+bucket (:mod:`minidl.parallel.buckets`); a full bucket starts its all-reduce
+on a communication thread while backward goes on computing the gradients of
+earlier layers. When backward has finished, a callback waits for every
+bucket and divides by the number of ranks, so ``loss.backward()`` returns
+with the averaged gradient in every ``.grad``, and ``optimizer.step()``
+makes the same update on every rank.
+
+With ``p`` ranks and a mean loss over ``b / p`` samples each, the averaged
+gradient is exactly the gradient of the mean loss over all ``b`` samples, so
+training equals one process with batch ``b`` (to float rounding).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import math
+import queue
+import sys
+import threading
+import time
+import traceback
+import weakref
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from minidl.autograd import engine
+from minidl.autograd.tensor import Tensor
+from minidl.dist import ALGORITHMS, Trace, allreduce, schedule
+from minidl.nn.module import Module
+from minidl.parallel.buckets import Bucket, assign_buckets
+from minidl.parallel.comm import world
+from minidl.parallel.replicas import broadcast_parameters, check_same_architecture
+
+
+@dataclass
+class CommStats:
+    """Where a rank's time and bytes went, summed over the steps since the last reset.
+
+    Attributes
+    ----------
+    steps : int
+        Synchronised backward passes.
+    allreduces : int
+        Bucket all-reduces started.
+    comm_seconds : float
+        Time spent inside all-reduces (on the communication thread when
+        overlapping, so partly hidden behind backward).
+    wait_seconds : float
+        Time backward's end spent blocked on all-reduces that overlap did not hide.
+    bytes_sent : int
+        Bytes this rank sent, counted from the schedules.
+    """
+
+    steps: int = 0
+    allreduces: int = 0
+    comm_seconds: float = 0.0
+    wait_seconds: float = 0.0
+    bytes_sent: int = 0
+
+
+class DistributedDataParallel(Module):
+    """Wrap ``model`` so that backward averages its gradients over all ranks.
+
+    At construction every rank must hold the same architecture (checked: a
+    clear error names the first difference) and rank 0's parameters and
+    buffers are broadcast, so replicas that started from different seeds end
+    up identical.
+
+    Parameters
+    ----------
+    model : Module
+        The replica on this rank.
+    comm : mpi4py.MPI.Intracomm, optional
+        ``None`` means ``MPI.COMM_WORLD``.
+    algorithm : str, default "ring"
+        Any all-reduce algorithm of :func:`minidl.dist.allreduce`, or ``"mpi"``.
+    bucket_cap_mb : float, default 1.0
+        Largest bucket in MiB; ``0`` means one all-reduce per parameter (the
+        naive scheme), ``float("inf")`` one bucket for everything.
+    overlap : bool, default True
+        Start each bucket's all-reduce as soon as it is full, on a
+        communication thread, while backward goes on; ``False`` reduces every
+        bucket after backward, in the main thread.
+    trace : minidl.dist.Trace, optional
+        Record every message of every bucket's all-reduce.
+
+    Attributes
+    ----------
+    module : Module
+        The wrapped model.
+    buckets : list of Bucket
+        In launch order.
+    stats : CommStats
+        Communication time, waiting time and bytes since the last ``reset_stats()``.
+
+    Examples
+    --------
+    Under ``mpiexec -n 4 python -m mpi4py train.py``::
+
+        model = DistributedDataParallel(models.lenet())
+        loss = F.cross_entropy(model(x_shard), y_shard)
+        loss.backward()          # returns with gradients averaged over the ranks
+        optimizer.step()         # the same update on every rank
+    """
+
+    def __init__(self, model: Module, comm: Any = None, algorithm: str = "ring", bucket_cap_mb: float = 1.0,
+                 overlap: bool = True, trace: Trace | None = None) -> None:
+        super().__init__()
+        if algorithm not in ALGORITHMS["allreduce"] and algorithm not in ("mpi", "auto"):
+            known = ", ".join([*ALGORITHMS["allreduce"], "auto", "mpi"])
+            raise ValueError(f"unknown all-reduce algorithm {algorithm!r}; expected one of {known}")
+        if bucket_cap_mb < 0:
+            raise ValueError(f"bucket_cap_mb must be >= 0, got {bucket_cap_mb}")
+        self.module = model
+        comm = world(comm)
+        object.__setattr__(self, "comm", comm)
+        self.algorithm, self.overlap, self.trace = algorithm, overlap, trace
+        self.bucket_cap_mb = bucket_cap_mb
+        self.rank, self.world_size = comm.Get_rank(), comm.Get_size()
+
+        check_same_architecture(model, comm)
+        broadcast_parameters(model, root=0, comm=comm)
+
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.buckets = assign_buckets(named, bucket_cap_mb * 2**20 if math.isfinite(bucket_cap_mb) else math.inf)
+        self._bucket_of: dict[int, Bucket] = {}
+        for bucket in self.buckets:
+            for i, (_, p) in enumerate(bucket.params):
+                p.grad = bucket.view(i)
+                self._bucket_of[id(p)] = bucket
+                p.register_post_accumulate_grad_hook(self._grad_ready)
+        self._bytes_per_allreduce = [self._bytes_sent_by(b) for b in self.buckets]
+        self.stats = CommStats()
+        self._syncing = True
+        self._pass_active = False
+        self._step = 0
+        self._worker: _CommThread | None = None
+        if overlap and self.world_size > 1:
+            self._worker = _CommThread(self)
+        self._closed = False
+        # A rank that skipped a step would otherwise leave the others waiting
+        # forever in their last all-reduce: closing compares step counts.
+        self._atexit = _close_at_exit(self)
+        atexit.register(self._atexit)
+        self._reset_pass()
+
+    # ----------------------------------------------------------- forward
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the wrapped model, with every ``.grad`` attached to its bucket."""
+        self._attach_grads()
+        return self.module(*args, **kwargs)
+
+    def _attach_grads(self) -> None:
+        """Put every parameter's ``.grad`` back into its bucket.
+
+        ``optimizer.zero_grad()`` sets gradients to None; a user may also
+        assign a fresh array. Either way the next backward must write into
+        the bucket, so the view is restored here, keeping any values.
+        """
+        for bucket in self.buckets:
+            for i, (_, p) in enumerate(bucket.params):
+                grad = p.grad
+                if grad is not None and grad.base is bucket.data:
+                    continue
+                view = bucket.view(i)
+                view[...] = 0 if grad is None else grad
+                p.grad = view
+
+    # --------------------------------------------------------- gradients
+    @contextlib.contextmanager
+    def no_sync(self) -> Iterator[None]:
+        """Accumulate gradients locally, without communication, for the backward passes inside.
+
+        The first backward after the block all-reduces the sum of every
+        micro-batch's gradient: ``k`` micro-steps under ``no_sync`` then one
+        synchronised step equal one step with ``k`` times the batch.
+        """
+        previous, self._syncing = self._syncing, False
+        try:
+            yield
+        finally:
+            self._syncing = previous
+
+    def _grad_ready(self, param: Tensor) -> None:
+        """Post-accumulate hook: one more gradient in its bucket is final."""
+        if not self._syncing:
+            return
+        if not self._pass_active:
+            self._pass_active = True
+            engine.queue_callback(self._finish_pass)
+        bucket = self._bucket_of[id(param)]
+        bucket.pending -= 1
+        if self._worker is not None:
+            # Launch in bucket order only, so that every rank starts the same
+            # all-reduces in the same order whatever order hooks fire in.
+            while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
+                self._worker.submit(self.buckets[self._next])
+                self._next += 1
+
+    def _finish_pass(self) -> None:
+        """Backward's final callback: reduce what is left, wait, and check for errors."""
+        if self._worker is None:
+            began = time.perf_counter()
+            self._check_step()
+            for bucket in self.buckets:
+                self._reduce(bucket)
+            self.stats.wait_seconds += time.perf_counter() - began
+        else:
+            for bucket in self.buckets[self._next:]:
+                self._worker.submit(bucket)
+            began = time.perf_counter()
+            self._worker.wait_all()
+            self.stats.wait_seconds += time.perf_counter() - began
+        self.stats.steps += 1
+        self._step += 1
+        self._reset_pass()
+
+    def _reset_pass(self) -> None:
+        self._pass_active = False
+        self._next = 0
+        for bucket in self.buckets:
+            bucket.pending = len(bucket.params)
+
+    def _check_step(self, phase: int = 0) -> None:
+        """Make sure every rank is at the same step: a rank that skipped one must fail, not hang.
+
+        Every synchronised pass starts with this tiny exchange (``phase`` 0),
+        and so does :meth:`close` (``phase`` 1). A rank that skipped a step
+        reaches ``close`` while the others start one more pass: the phases
+        differ, and every rank raises instead of waiting forever.
+        """
+        mine = np.array([self._step, phase], dtype=np.int64)
+        everyone = np.empty((self.world_size, 2), dtype=np.int64)
+        self.comm.Allgather(mine, everyone)
+        if (everyone != everyone[0]).any():
+            listing = ", ".join(
+                f"rank {r}: {'finished after' if ph else 'at'} step {s}" for r, (s, ph) in enumerate(everyone))
+            raise RuntimeError(f"DistributedDataParallel: ranks are at different steps ({listing}); "
+                               "a rank skipped a backward pass or ran an extra one")
+
+    def _reduce(self, bucket: Bucket) -> None:
+        """All-reduce one bucket and average it: this rank's part of one message exchange."""
+        began = time.perf_counter()
+        allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace)
+        bucket.data /= self.world_size
+        self.stats.comm_seconds += time.perf_counter() - began
+        self.stats.allreduces += 1
+        self.stats.bytes_sent += self._bytes_per_allreduce[bucket.index]
+
+    def _bytes_sent_by(self, bucket: Bucket) -> int:
+        """Bytes this rank sends in one all-reduce of ``bucket``, read off the schedule."""
+        if self.algorithm in ("mpi", "auto") or self.world_size == 1:
+            # MPI does not say what it sends: count what a ring would.
+            n, p = bucket.data.size, self.world_size
+            return int(2 * (p - 1) * math.ceil(n / p) * bucket.data.itemsize) if p > 1 else 0
+        rounds = schedule(self.algorithm, self.world_size, self.rank, bucket.data.size)
+        elements = sum(s.stop - s.start for rnd in rounds for s in rnd.sends)
+        return elements * bucket.data.itemsize
+
+    # ------------------------------------------------------------- misc
+    def reset_stats(self) -> CommStats:
+        """Return the statistics gathered so far and start counting afresh."""
+        stats, self.stats = self.stats, CommStats()
+        return stats
+
+    def close(self) -> None:
+        """Stop the communication thread and check that every rank ran the same number of steps.
+
+        Collective: every rank must call it (it also runs at interpreter exit
+        for a DDP never closed). Raises on every rank if some rank skipped a
+        step.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._atexit)
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        if self.world_size > 1:
+            self._check_step(phase=1)
+
+    def extra_repr(self) -> str:
+        sizes = ", ".join(f"{b.nbytes / 2**10:.0f} KiB" for b in self.buckets)
+        return (f"algorithm={self.algorithm!r}, world_size={self.world_size}, overlap={self.overlap}, "
+                f"buckets=[{sizes}]")
+
+
+# Set once an exception escapes to the interpreter's top level. Then the exit
+# handlers below must not start a collective: the other ranks are not coming,
+# and mpi4py's runner is about to abort the job.
+_exception_escaped = False
+_previous_excepthook = sys.excepthook
+
+
+def _note_exception(*exc_info) -> None:
+    global _exception_escaped
+    _exception_escaped = True
+    _previous_excepthook(*exc_info)
+
+
+def _close_at_exit(ddp: DistributedDataParallel):
+    """An exit handler that closes ``ddp`` if it still exists, without keeping it alive.
+
+    If closing finds ranks out of step, the error is printed and the job
+    aborted: an exception in an exit handler would otherwise be ignored.
+    """
+    if sys.excepthook is not _note_exception:
+        sys.excepthook = _note_exception
+    ref = weakref.ref(ddp)
+
+    def close() -> None:
+        alive = ref()
+        if alive is None or _exception_escaped:
+            return
+        try:
+            alive.close()
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+            alive.comm.Abort(1)
+
+    return close
+
+
+class _CommThread:
+    """Runs bucket all-reduces, in submission order, while the main thread computes."""
+
+    def __init__(self, ddp: DistributedDataParallel) -> None:
+        from mpi4py import MPI
+
+        if MPI.Query_thread() < MPI.THREAD_SERIALIZED:
+            raise RuntimeError(
+                "overlap=True needs an MPI library initialised with thread support "
+                "(MPI_THREAD_SERIALIZED or better); pass overlap=False"
+            )
+        self.ddp = ddp
+        self.queue: queue.Queue[Bucket | None] = queue.Queue()
+        self.done = threading.Condition()
+        self.submitted = self.finished = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="minidl-ddp-comm", daemon=True)
+        self.thread.start()
+
+    def submit(self, bucket: Bucket) -> None:
+        self.submitted += 1
+        self.queue.put(bucket)
+
+    def _run(self) -> None:
+        while True:
+            bucket = self.queue.get()
+            if bucket is None:
+                return
+            try:
+                if self.error is None:
+                    if bucket.index == 0:
+                        self.ddp._check_step()
+                    self.ddp._reduce(bucket)
+            except BaseException as exc:  # handed to the main thread in wait_all
+                self.error = exc
+            with self.done:
+                self.finished += 1
+                self.done.notify_all()
+
+    def wait_all(self) -> None:
+        """Block until every submitted all-reduce is done; re-raise the first error."""
+        with self.done:
+            self.done.wait_for(lambda: self.finished == self.submitted)
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=10)

@@ -1,0 +1,41 @@
+"""Ways a data-parallel job can go wrong; each must end the job with a clear error, never a hang."""
+
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import minidl
+import minidl.functional as F
+from minidl import models, nn, optim
+from minidl.parallel import DistributedDataParallel
+
+case = sys.argv[1]
+comm = MPI.COMM_WORLD
+rank = comm.Get_rank()
+minidl.manual_seed(0)
+
+if case == "different_model":
+    width = 128 if rank != 1 else 100
+    model = models.mlp(hidden=(width, 64))
+    DistributedDataParallel(model)
+
+elif case == "skipped_step":
+    ddp = DistributedDataParallel(models.mlp(), overlap=sys.argv[2] == "overlap")
+    opt = optim.SGD(ddp.parameters(), lr=0.1)
+    x, y = minidl.randn(4, 64), np.arange(4)
+    for step in range(3):
+        if rank == 1 and step == 1:
+            continue  # this rank skips a step
+        opt.zero_grad()
+        F.cross_entropy(ddp(x), y).backward()
+        opt.step()
+
+elif case == "raise_on_one_rank":
+    ddp = DistributedDataParallel(nn.Linear(4, 2))
+    if rank == 2:
+        raise RuntimeError("rank 2 failed on purpose")
+    F.mse_loss(ddp(minidl.randn(3, 4)), np.zeros((3, 2), np.float32)).backward()
+
+elif case == "unknown_algorithm":
+    DistributedDataParallel(nn.Linear(2, 2), algorithm="butterfly")

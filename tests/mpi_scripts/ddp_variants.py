@@ -1,0 +1,89 @@
+"""Train the same few steps under several DDP configurations in one job and
+report each one's final parameters: bucket caps x overlap, no_sync, and the
+explicit allreduce_gradients."""
+
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import minidl
+import minidl.functional as F
+from minidl import models, optim
+from minidl.parallel import DistributedDataParallel, DistributedSampler, allreduce_gradients, parameters_hash
+from minidl.testing import report
+
+algorithm = sys.argv[1]
+comm = MPI.COMM_WORLD
+rank, p = comm.Get_rank(), comm.Get_size()
+rng = np.random.default_rng(7)
+batch, steps = 12, 3
+x_all = rng.standard_normal((batch * steps, 1, 8, 8))
+y_all = rng.integers(0, 10, batch * steps)
+shard = DistributedSampler(range(batch), num_replicas=p, rank=rank, shuffle=False).indices()
+
+
+def fresh():
+    minidl.manual_seed(5 + rank)
+    return models.lenet(8, dtype=np.float64)
+
+
+def batches():
+    for step in range(steps):
+        xb, yb = x_all[step * batch:(step + 1) * batch], y_all[step * batch:(step + 1) * batch]
+        yield minidl.tensor(xb[shard]), yb[shard]
+
+
+results = {}
+for cap in (0.0, 1.0, float("inf")):
+    for overlap in (True, False):
+        ddp = DistributedDataParallel(fresh(), algorithm=algorithm, bucket_cap_mb=cap, overlap=overlap)
+        hash_after_construction = parameters_hash(ddp.module)
+        opt = optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+        for x, y in batches():
+            opt.zero_grad()
+            F.cross_entropy(ddp(x), y).backward()
+            opt.step()
+        results[f"cap={cap} overlap={overlap}"] = {
+            "state": ddp.module.state_dict(), "buckets": len(ddp.buckets), "initial_hash": hash_after_construction}
+        ddp.close()
+
+# The explicit version: one all-reduce per parameter, after backward.
+model = fresh()
+from minidl.parallel import broadcast_parameters  # noqa: E402
+
+broadcast_parameters(model)
+opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+for x, y in batches():
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    allreduce_gradients(model, algorithm=algorithm)
+    opt.step()
+results["allreduce_gradients"] = {"state": model.state_dict()}
+
+# no_sync: k micro-steps accumulate, one synchronised step, equals one step with k times the batch.
+k = 3
+ddp = DistributedDataParallel(fresh(), algorithm=algorithm)
+opt = optim.SGD(ddp.parameters(), lr=0.1)
+micro = list(batches())
+opt.zero_grad()
+with ddp.no_sync():
+    for x, y in micro[:-1]:
+        (F.cross_entropy(ddp(x), y) / k).backward()
+unsynced = [p_.grad.copy() for p_ in ddp.module.parameters()]
+x, y = micro[-1]
+(F.cross_entropy(ddp(x), y) / k).backward()
+opt.step()
+results["no_sync"] = {"state": ddp.module.state_dict(), "unsynced": unsynced}
+ddp.close()
+
+big = DistributedDataParallel(fresh(), algorithm=algorithm)
+opt = optim.SGD(big.parameters(), lr=0.1)
+xs = minidl.concatenate([x for x, _ in micro])
+ys = np.concatenate([y for _, y in micro])
+opt.zero_grad()
+F.cross_entropy(big(xs), ys).backward()
+opt.step()
+results["big_batch"] = {"state": big.module.state_dict()}
+big.close()
+report(results)

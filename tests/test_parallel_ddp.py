@@ -1,0 +1,84 @@
+"""Data parallelism on real ranks: DDP equals one process, and fails loudly, never hangs."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minidl.testing import MPIJobError, run_mpi
+
+SCRIPTS = Path(__file__).parent / "mpi_scripts"
+pytestmark = pytest.mark.mpi
+
+
+def assert_states_close(a, b, rtol, atol=0.0):
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol, err_msg=key)
+
+
+def assert_states_equal(a, b, what):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), f"{what}: {key} differs"
+
+
+@pytest.mark.parametrize("p", [2, 3, 4])
+@pytest.mark.parametrize("dtype, rtol, atol", [("float64", 1e-10, 1e-13), ("float32", 1e-5, 1e-6)])
+@pytest.mark.parametrize("model", ["mlp", "lenet"])
+def test_ddp_equals_one_process_with_the_whole_batch(p, dtype, rtol, atol, model):
+    result = run_mpi(SCRIPTS / "ddp_equivalence.py", p, args=["ring", "1", "overlap", dtype, model], timeout=90)
+    first = result.results[0]
+    for rank, r in enumerate(result.results):
+        assert r["hashes"] == first["hashes"], f"rank {rank}'s replica drifted from rank 0's"
+        assert_states_close(r["ddp"], r["single"], rtol=rtol, atol=atol)
+    assert first["stats"]["steps"] == 4 and first["stats"]["bytes_sent"] > 0
+
+
+@pytest.mark.parametrize("p, algorithm", [(2, "ring"), (3, "recursive_doubling"), (4, "rabenseifner")])
+def test_bucket_caps_overlap_no_sync_and_the_explicit_version(p, algorithm):
+    results = run_mpi(SCRIPTS / "ddp_variants.py", p, args=[algorithm], timeout=120).results
+    mine = results[0]
+    configs = [k for k in mine if k.startswith("cap=")]
+    # Bitwise identical, whatever the buckets and overlap. (A tree-shaped sum adds
+    # every element in the same order; the ring's order depends on where an
+    # element falls in its chunk, so with p > 2 it is compared on trees only.)
+    for k in configs:
+        assert_states_equal(mine[k]["state"], mine[configs[0]]["state"], k)
+    assert mine["cap=0.0 overlap=True"]["buckets"] == 8  # lenet(8): one per parameter
+    assert mine["cap=inf overlap=True"]["buckets"] == 1
+    # Replicas that start from different seeds are identical after construction.
+    assert len({r[k]["initial_hash"] for r in results for k in configs}) == 1
+    for r in results[1:]:
+        assert_states_equal(r[configs[0]]["state"], mine[configs[0]]["state"], "across ranks")
+    assert_states_close(mine["allreduce_gradients"]["state"], mine[configs[0]]["state"], rtol=1e-12, atol=1e-15)
+    # no_sync: gradients stay local until the synchronised step...
+    for a, b in zip(results[0]["no_sync"]["unsynced"], results[1]["no_sync"]["unsynced"]):
+        assert not np.array_equal(a, b)
+    # ...which then equals one step with k times the batch.
+    assert_states_close(mine["no_sync"]["state"], mine["big_batch"]["state"], rtol=1e-10, atol=1e-13)
+
+
+def test_a_model_that_differs_across_ranks_is_named():
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 3, args=["different_model"], timeout=60, check=False)
+    assert result.returncode != 0
+    assert "the model differs between ranks: rank 1 vs rank 0" in result.stderr
+    assert "'1.weight' of shape (100, 64)" in result.stderr
+
+
+@pytest.mark.parametrize("overlap", ["overlap", "no-overlap"])
+def test_a_rank_that_skips_a_step_fails_instead_of_hanging(overlap):
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["skipped_step", overlap], timeout=60, check=False)
+    assert result.returncode != 0
+    assert "ranks are at different steps" in result.stderr
+
+
+def test_an_exception_on_one_rank_ends_the_job():
+    with pytest.raises(MPIJobError, match="rank 2 failed on purpose"):
+        run_mpi(SCRIPTS / "ddp_failures.py", 3, args=["raise_on_one_rank"], timeout=60)
+
+
+def test_unknown_algorithm_is_named():
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 1, args=["unknown_algorithm"], timeout=60, check=False)
+    assert result.returncode != 0
+    assert "unknown all-reduce algorithm 'butterfly'" in result.stderr
