@@ -6,6 +6,15 @@ trains the LeNet-style CNN on the bundled handwritten digits::
     python -m minidl.train
     python -m minidl.train --model mlp --epochs 10 --metrics run.jsonl --plot run.png
 
+Data-parallel on four ranks, each taking a quarter of every global batch::
+
+    mpiexec -n 4 python -m mpi4py -m minidl.train --parallel ddp --algorithm ring
+
+Every rank draws the same permutation of the training set each epoch and takes
+every ``p``-th sample of it, so the ``p`` ranks together train on exactly the
+global batches that one process would. Rank 0 alone prints, writes metrics,
+plots and checkpoints; every rank reads a checkpoint to resume.
+
 The last lines printed are stable and parseable::
 
     test accuracy: 0.9861
@@ -15,6 +24,7 @@ The last lines printed are stable and parseable::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -27,6 +37,9 @@ import minidl
 import minidl.functional as F
 from minidl import kernels, models, nn, optim
 from minidl.data import DataLoader, RandomSampler, load_digits, load_mnist
+from minidl.dist import Trace
+from minidl.parallel import DistributedDataParallel, DistributedSampler
+from minidl.parallel.timeline import Timeline
 
 
 class UsageError(Exception):
@@ -61,6 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernels", choices=["cython", "numpy"], default="cython",
                    help="compiled kernels or their NumPy reference (default: cython)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, help="BLAS and OpenMP threads per process "
+                   "(default: all cores for one process, 1 per rank under --parallel ddp)")
+    dp = p.add_argument_group("data parallelism (run under mpiexec)")
+    dp.add_argument("--parallel", choices=["none", "ddp"], default="none",
+                    help="ddp: DistributedDataParallel over all ranks (default: none)")
+    dp.add_argument("--algorithm", choices=["ring", "tree", "recursive_doubling", "rabenseifner", "naive", "auto",
+                                            "mpi"], default="ring", help="all-reduce algorithm (default: ring)")
+    dp.add_argument("--bucket-cap-mb", type=float, default=1.0,
+                    help="gradient bucket size in MiB; 0 = one all-reduce per parameter (default: 1)")
+    dp.add_argument("--no-overlap", action="store_true",
+                    help="all-reduce after backward instead of overlapping with it")
+    dp.add_argument("--trace", type=Path, help="write a Chrome trace of 10 steps of the last epoch on all ranks")
     return p
 
 
@@ -80,6 +105,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--resume needs --checkpoint PATH")
     if args.dataset == "mnist" and args.data_root is None:
         raise UsageError("--dataset mnist needs --data-root DIR (the folder with the IDX files)")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.bucket_cap_mb < 0:
+        raise UsageError(f"--bucket-cap-mb must be >= 0, got {args.bucket_cap_mb}")
+    if args.parallel == "none" and (args.trace or args.no_overlap):
+        raise UsageError("--trace and --no-overlap need --parallel ddp")
 
 
 def load_data(args: argparse.Namespace):
@@ -118,16 +149,21 @@ def build_schedule(args: argparse.Namespace, optimizer: optim.Optimizer) -> opti
     return None
 
 
-def epoch_loader(train, args: argparse.Namespace, epoch: int) -> DataLoader:
-    """This epoch's shuffled batches, a function of (seed, epoch) alone.
+def epoch_loader(train, args: argparse.Namespace, epoch: int, rank: int, world_size: int) -> DataLoader:
+    """This rank's batches for this epoch, a function of (seed, epoch) alone.
 
     Deriving each epoch's order from the seed and the epoch number, rather
     than from a generator that advances, is what lets a run resumed from a
-    checkpoint see exactly the batches an uninterrupted run sees.
+    checkpoint see exactly the batches an uninterrupted run sees. With several
+    ranks, each takes every ``world_size``-th sample of that same order, in
+    batches of ``batch_size / world_size``.
     """
-    sampler = RandomSampler(train, seed=args.seed)
+    if world_size == 1:
+        sampler = RandomSampler(train, seed=args.seed)
+    else:
+        sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, seed=args.seed)
     sampler.set_epoch(epoch)
-    return DataLoader(train, batch_size=args.batch_size, sampler=sampler)
+    return DataLoader(train, batch_size=args.batch_size // world_size, sampler=sampler)
 
 
 @minidl.no_grad()
@@ -144,14 +180,34 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 500) -> tuple[float, f
     return total_loss / count, correct / count
 
 
-def train_epoch(model: nn.Module, optimizer: optim.Optimizer, loader: DataLoader, progress: Any) -> float:
-    """One pass over ``loader``; returns the mean training loss."""
+class StepTimer:
+    """Seconds spent in forward and backward, summed over the steps it timed."""
+
+    def __init__(self, timeline: Timeline | None = None) -> None:
+        self.forward = self.backward = 0.0
+        self.steps = 0
+        self.timeline = timeline
+
+    def span(self, name: str) -> "contextlib.AbstractContextManager[None]":
+        return self.timeline.span(name) if self.timeline is not None else contextlib.nullcontext()
+
+
+def train_epoch(model: nn.Module, optimizer: optim.Optimizer, loader: DataLoader, progress: Any,
+                timer: StepTimer) -> float:
+    """One pass over ``loader``; returns the mean training loss on this rank."""
     model.train()
     total, steps = 0.0, 0
     for x, y in loader:
-        loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
-        loss.backward()
+        began = time.perf_counter()
+        with timer.span("forward"):
+            loss = F.cross_entropy(model(x), y)
+        forward_done = time.perf_counter()
+        with timer.span("backward"):
+            loss.backward()
+        timer.forward += forward_done - began
+        timer.backward += time.perf_counter() - forward_done
+        timer.steps += 1
         optimizer.step()
         total += loss.item()
         steps += 1
@@ -209,49 +265,127 @@ def plot_history(history: list[dict], path: Path) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     """Train as the flags say; print progress and the final lines; return the final metrics."""
+    from threadpoolctl import threadpool_limits
     from tqdm import tqdm
 
+    comm, rank, world_size = parallel_setup(args)
+    threads = args.threads or (1 if world_size > 1 else None)
+    if threads:
+        kernels.set_num_threads(threads)
+        threadpool_limits(threads, user_api="blas")
     kernels.use(args.kernels)
     minidl.manual_seed(args.seed)
     train, test = load_data(args)
     model = build_model(args.model, tuple(train[0][0].shape))
     optimizer = build_optimizer(args, model)
     scheduler = build_schedule(args, optimizer)
+    say = print if rank == 0 else _silent
 
     start_epoch, history = 0, []
     if args.resume and args.checkpoint.exists():
         start_epoch, history = load_checkpoint(args.checkpoint, model, optimizer, scheduler)
-        print(f"resumed from {args.checkpoint} after epoch {start_epoch}")
+        say(f"resumed from {args.checkpoint} after epoch {start_epoch}")
+
+    timeline = Timeline(rank, enabled=False) if args.trace else None
+    trace = Trace() if args.trace else None
+    net = model
+    if comm is not None:
+        net = DistributedDataParallel(model, comm=comm, algorithm=args.algorithm, bucket_cap_mb=args.bucket_cap_mb,
+                                      overlap=not args.no_overlap, timeline=timeline)
+    timer = StepTimer(timeline)
 
     seconds = []
     for epoch in range(start_epoch + 1, args.epochs + 1):
-        loader = epoch_loader(train, args, epoch)
+        loader = epoch_loader(train, args, epoch, rank, world_size)
+        if timeline is not None and epoch == args.epochs:
+            loader = _traced(loader, net, timeline, trace, steps=10)
         with tqdm(total=len(loader), desc=f"epoch {epoch}/{args.epochs}", leave=False,
-                  disable=args.no_progress, file=sys.stderr) as progress:
+                  disable=args.no_progress or rank != 0, file=sys.stderr) as progress:
             began = time.perf_counter()
-            train_loss = train_epoch(model, optimizer, loader, progress)
+            train_loss = train_epoch(net, optimizer, loader, progress, timer)
             seconds.append(time.perf_counter() - began)
         if scheduler:
             scheduler.step()
+        if comm is not None:
+            train_loss = comm.allreduce(train_loss) / world_size
         test_loss, accuracy = evaluate(model, test)
         row = {"epoch": epoch, "loss": train_loss, "test_loss": test_loss, "accuracy": accuracy,
                "seconds": seconds[-1]}
         history.append(row)
-        print(f"epoch {epoch:3d}  loss {train_loss:.4f}  test loss {test_loss:.4f}  "
-              f"test accuracy {accuracy:.4f}  {seconds[-1]:.2f} s")
-        if args.metrics:
+        say(f"epoch {epoch:3d}  loss {train_loss:.4f}  test loss {test_loss:.4f}  "
+            f"test accuracy {accuracy:.4f}  {seconds[-1]:.2f} s")
+        if rank == 0 and args.metrics:
             with open(args.metrics, "a") as f:
                 f.write(json.dumps(row) + "\n")
-        if args.checkpoint:
+        if rank == 0 and args.checkpoint:
             save_checkpoint(args.checkpoint, model, optimizer, scheduler, epoch, history)
 
-    if args.plot and history:
+    if comm is not None:
+        report_breakdown(net, timer, comm, say)
+        if args.trace:
+            timeline.to_chrome(args.trace, comm, trace)
+            say(f"trace of all ranks written to {args.trace} (open it in https://ui.perfetto.dev)")
+        net.close()
+    if rank == 0 and args.plot and history:
         plot_history(history, args.plot)
     final = history[-1] if history else {"accuracy": float("nan")}
     per_epoch = float(np.mean(seconds)) if seconds else 0.0
-    print(f"test accuracy: {final['accuracy']:.4f}")
-    print(f"time per epoch: {per_epoch:.2f} s")
+    say(f"test accuracy: {final['accuracy']:.4f}")
+    say(f"time per epoch: {per_epoch:.2f} s")
     return {"accuracy": final["accuracy"], "seconds_per_epoch": per_epoch}
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """``print`` for every rank but 0."""
+
+
+def parallel_setup(args: argparse.Namespace) -> tuple[Any, int, int]:
+    """``(comm, rank, world_size)``: ``comm`` is None without ``--parallel ddp``."""
+    if args.parallel == "none":
+        return None, 0, 1
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    world_size = comm.Get_size()
+    if args.batch_size % world_size:
+        raise UsageError(f"--batch-size {args.batch_size} does not split evenly over {world_size} ranks")
+    return comm, comm.Get_rank(), world_size
+
+
+def _traced(loader: DataLoader, net: Any, timeline: Timeline, trace: Trace, steps: int) -> Any:
+    """Yield ``loader``'s batches, recording the timeline and messages of the first ``steps``."""
+
+    class Traced:
+        def __len__(self) -> int:
+            return len(loader)
+
+        def __iter__(self):
+            for i, batch in enumerate(loader):
+                recording = i < steps
+                timeline.enabled = recording
+                net.trace = trace if recording else None
+                yield batch
+            timeline.enabled = False
+            net.trace = None
+
+    return Traced()
+
+
+def report_breakdown(net: DistributedDataParallel, timer: StepTimer, comm: Any, say: Any) -> None:
+    """Print, on rank 0, where each rank's time went in an average step."""
+    stats = net.stats
+    steps = max(timer.steps, 1)
+    mine = [timer.forward, timer.backward - stats.wait_seconds, stats.comm_seconds, stats.wait_seconds,
+            stats.bytes_sent]
+    everyone = comm.gather([v / steps for v in mine], root=0)
+    if everyone is None:
+        return
+    say(f"per-rank breakdown of one step (mean over {timer.steps} steps; communication overlaps backward, "
+        f"waiting is what it did not hide; algorithm {net.algorithm}, {len(net.buckets)} buckets, "
+        f"overlap {'on' if net.overlap else 'off'}):")
+    say(f"{'rank':>4s} {'forward ms':>11s} {'backward ms':>12s} {'comm ms':>8s} {'waiting ms':>11s} {'sent KiB':>9s}")
+    for r, (fwd, bwd, comm_s, wait, sent) in enumerate(everyone):
+        say(f"{r:4d} {fwd * 1e3:11.3f} {bwd * 1e3:12.3f} {comm_s * 1e3:8.3f} {wait * 1e3:11.3f} {sent / 1024:9.1f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,7 @@ from minidl.nn.module import Module
 from minidl.parallel.buckets import Bucket, assign_buckets
 from minidl.parallel.comm import world
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture
+from minidl.parallel.timeline import Timeline
 
 
 @dataclass
@@ -90,6 +91,8 @@ class DistributedDataParallel(Module):
         bucket after backward, in the main thread.
     trace : minidl.dist.Trace, optional
         Record every message of every bucket's all-reduce.
+    timeline : minidl.parallel.timeline.Timeline, optional
+        Record each bucket's all-reduce and each wait at the end of backward as spans.
 
     Attributes
     ----------
@@ -111,7 +114,7 @@ class DistributedDataParallel(Module):
     """
 
     def __init__(self, model: Module, comm: Any = None, algorithm: str = "ring", bucket_cap_mb: float = 1.0,
-                 overlap: bool = True, trace: Trace | None = None) -> None:
+                 overlap: bool = True, trace: Trace | None = None, timeline: Timeline | None = None) -> None:
         super().__init__()
         if algorithm not in ALGORITHMS["allreduce"] and algorithm not in ("mpi", "auto"):
             known = ", ".join([*ALGORITHMS["allreduce"], "auto", "mpi"])
@@ -121,7 +124,7 @@ class DistributedDataParallel(Module):
         self.module = model
         comm = world(comm)
         object.__setattr__(self, "comm", comm)
-        self.algorithm, self.overlap, self.trace = algorithm, overlap, trace
+        self.algorithm, self.overlap, self.trace, self.timeline = algorithm, overlap, trace, timeline
         self.bucket_cap_mb = bucket_cap_mb
         self.rank, self.world_size = comm.Get_rank(), comm.Get_size()
 
@@ -130,11 +133,11 @@ class DistributedDataParallel(Module):
 
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.buckets = assign_buckets(named, bucket_cap_mb * 2**20 if math.isfinite(bucket_cap_mb) else math.inf)
-        self._bucket_of: dict[int, Bucket] = {}
+        self._slot_of: dict[int, tuple[Bucket, int]] = {}  # id(param) -> (its bucket, its index there)
         for bucket in self.buckets:
             for i, (_, p) in enumerate(bucket.params):
                 p.grad = bucket.view(i)
-                self._bucket_of[id(p)] = bucket
+                self._slot_of[id(p)] = (bucket, i)
                 p.register_post_accumulate_grad_hook(self._grad_ready)
         self._bytes_per_allreduce = [self._bytes_sent_by(b) for b in self.buckets]
         self.stats = CommStats()
@@ -195,7 +198,13 @@ class DistributedDataParallel(Module):
         if not self._pass_active:
             self._pass_active = True
             engine.queue_callback(self._finish_pass)
-        bucket = self._bucket_of[id(param)]
+        bucket, i = self._slot_of[id(param)]
+        if param.grad.base is not bucket.data:
+            # The gradient was detached from its bucket after forward (say,
+            # zero_grad() between forward and backward): move it back in.
+            view = bucket.view(i)
+            view[...] = param.grad
+            param.grad = view
         bucket.pending -= 1
         if self._worker is not None:
             # Launch in bucket order only, so that every rank starts the same
@@ -217,7 +226,10 @@ class DistributedDataParallel(Module):
                 self._worker.submit(bucket)
             began = time.perf_counter()
             self._worker.wait_all()
-            self.stats.wait_seconds += time.perf_counter() - began
+            ended = time.perf_counter()
+            self.stats.wait_seconds += ended - began
+            if self.timeline is not None:
+                self.timeline.add("main", "wait for all-reduces", began, ended)
         self.stats.steps += 1
         self._step += 1
         self._reset_pass()
@@ -250,7 +262,11 @@ class DistributedDataParallel(Module):
         began = time.perf_counter()
         allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace)
         bucket.data /= self.world_size
-        self.stats.comm_seconds += time.perf_counter() - began
+        ended = time.perf_counter()
+        self.stats.comm_seconds += ended - began
+        if self.timeline is not None:
+            self.timeline.add("comm", f"all-reduce bucket {bucket.index}", began, ended,
+                              bytes=bucket.nbytes, parameters=[name for name, _ in bucket.params])
         self.stats.allreduces += 1
         self.stats.bytes_sent += self._bytes_per_allreduce[bucket.index]
 

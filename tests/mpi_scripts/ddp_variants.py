@@ -40,9 +40,14 @@ for cap in (0.0, 1.0, float("inf")):
         ddp = DistributedDataParallel(fresh(), algorithm=algorithm, bucket_cap_mb=cap, overlap=overlap)
         hash_after_construction = parameters_hash(ddp.module)
         opt = optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
-        for x, y in batches():
-            opt.zero_grad()
-            F.cross_entropy(ddp(x), y).backward()
+        for step, (x, y) in enumerate(batches()):
+            if step % 2:
+                opt.zero_grad()
+                loss = F.cross_entropy(ddp(x), y)
+            else:  # zero_grad between forward and backward must work too
+                loss = F.cross_entropy(ddp(x), y)
+                opt.zero_grad()
+            loss.backward()
             opt.step()
         results[f"cap={cap} overlap={overlap}"] = {
             "state": ddp.module.state_dict(), "buckets": len(ddp.buckets), "initial_hash": hash_after_construction}
