@@ -6,9 +6,10 @@ trains the LeNet-style CNN on the bundled handwritten digits::
     python -m minidl.train
     python -m minidl.train --model mlp --epochs 10 --metrics run.jsonl --plot run.png
 
-Data-parallel on four ranks, each taking a quarter of every global batch::
+Data-parallel on four ranks, each taking a quarter of every global batch
+(``--parallel ddp`` is the default whenever mpiexec starts several ranks)::
 
-    mpiexec -n 4 python -m mpi4py -m minidl.train --parallel ddp --algorithm ring
+    mpiexec -n 4 python -m mpi4py -m minidl.train --algorithm ring --bucket-cap-mb 1
 
 Every rank draws the same permutation of the training set each epoch and takes
 every ``p``-th sample of it, so the ``p`` ranks together train on exactly the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -77,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="BLAS and OpenMP threads per process "
                    "(default: all cores for one process, 1 per rank under --parallel ddp)")
     dp = p.add_argument_group("data parallelism (run under mpiexec)")
-    dp.add_argument("--parallel", choices=["none", "ddp"], default="none",
-                    help="ddp: DistributedDataParallel over all ranks (default: none)")
+    dp.add_argument("--parallel", choices=["auto", "none", "ddp"], default="auto",
+                    help="ddp: DistributedDataParallel over all ranks; auto (default): ddp when mpiexec "
+                         "started more than one rank, none otherwise")
     dp.add_argument("--algorithm", choices=["ring", "tree", "recursive_doubling", "rabenseifner", "naive", "auto",
                                             "mpi"], default="ring", help="all-reduce algorithm (default: ring)")
     dp.add_argument("--bucket-cap-mb", type=float, default=1.0,
@@ -109,8 +112,22 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.bucket_cap_mb < 0:
         raise UsageError(f"--bucket-cap-mb must be >= 0, got {args.bucket_cap_mb}")
+    if args.parallel == "auto":
+        args.parallel = "ddp" if launched_ranks() > 1 else "none"
     if args.parallel == "none" and (args.trace or args.no_overlap):
         raise UsageError("--trace and --no-overlap need --parallel ddp")
+
+
+def launched_ranks() -> int:
+    """How many ranks the launcher started, read from its environment (1 outside mpiexec).
+
+    MPICH's hydra sets ``PMI_SIZE``, Open MPI ``OMPI_COMM_WORLD_SIZE``; reading
+    them avoids starting MPI in a plain single-process run.
+    """
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
 
 
 def load_data(args: argparse.Namespace):
