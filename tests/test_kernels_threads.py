@@ -45,3 +45,12 @@ def test_default_follows_omp_num_threads(value):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == value
+
+
+def test_default_is_one_thread_without_omp_num_threads():
+    """Two thread pools (BLAS's and OpenMP's) on the same cores fight: one is the default."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    code = "import minidl.kernels as K; print(K.get_num_threads(), K._im2col.get_num_threads())"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1"]

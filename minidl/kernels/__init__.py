@@ -21,6 +21,7 @@ until the next ``use``. The compiled sliding-window kernels (``im2col``,
 
 from __future__ import annotations
 
+import os
 import types
 from typing import Literal
 
@@ -68,8 +69,19 @@ def _namespace(name: str) -> types.SimpleNamespace:
 
 _active_name = "cython" if _BUILD_ERROR is None else "numpy"
 _active = _namespace(_active_name)
+
+
+def _default_num_threads() -> int:
+    """``OMP_NUM_THREADS`` when it is set, else 1 (see :func:`set_num_threads` for why)."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
 # Without a build nothing runs on OpenMP threads: the NumPy reference uses one.
-_num_threads = 1 if _BUILD_ERROR is not None else _im2col.get_num_threads()
+_num_threads = 1 if _BUILD_ERROR is not None else _default_num_threads()
+if _BUILD_ERROR is None:
+    for _module in _THREADED:
+        _MODULES[_module].set_num_threads(_num_threads)
 
 
 def backend() -> str:
@@ -121,8 +133,12 @@ class use:
 def set_num_threads(n: int) -> None:
     """Set how many OpenMP threads the compiled kernels use from now on.
 
-    The default is ``OMP_NUM_THREADS`` when it is set, else the number of
-    cores. It is an upper bound: a kernel call uses one thread per 32768
+    The default is ``OMP_NUM_THREADS`` when it is set, else 1. Not the
+    number of cores: NumPy's BLAS keeps a pool of threads of its own, and two
+    pools on the same cores spin against each other (measured here: the
+    digits CNN trained 11x slower with both pools on 2 cores than with either
+    on one). Raise it, or limit BLAS with ``threadpoolctl``, deliberately;
+    ``python -m minidl.train --threads N`` sets both. It is an upper bound: a kernel call uses one thread per 32768
     elements of work (PyTorch's grain size), so small calls stay on one
     thread. Results never depend on it: every parallel loop gives each thread
     whole images (or image channels), so nothing is summed in a different
