@@ -35,7 +35,7 @@ from minidl.autograd.tensor import Tensor
 from minidl.dist import ALGORITHMS, Trace, allreduce, schedule
 from minidl.nn.module import Module
 from minidl.parallel.buckets import Bucket, assign_buckets
-from minidl.parallel.comm import world
+from minidl.parallel.comm import wait_politely, world
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture
 from minidl.parallel.timeline import Timeline
 
@@ -139,6 +139,7 @@ class DistributedDataParallel(Module):
                 p.grad = bucket.view(i)
                 self._slot_of[id(p)] = (bucket, i)
                 p.register_post_accumulate_grad_hook(self._grad_ready)
+        self._check_same_buckets()
         self._bytes_per_allreduce = [self._bytes_sent_by(b) for b in self.buckets]
         self.stats = CommStats()
         self._syncing = True
@@ -214,22 +215,21 @@ class DistributedDataParallel(Module):
                 self._next += 1
 
     def _finish_pass(self) -> None:
-        """Backward's final callback: reduce what is left, wait, and check for errors."""
-        if self._worker is None:
-            began = time.perf_counter()
-            self._check_step()
-            for bucket in self.buckets:
-                self._reduce(bucket)
-            self.stats.wait_seconds += time.perf_counter() - began
-        else:
-            for bucket in self.buckets[self._next:]:
-                self._worker.submit(bucket)
-            began = time.perf_counter()
+        """Backward's final callback: reduce what is left, wait, and check for errors.
+
+        With overlap, the communication thread first finishes the buckets it
+        was given; the main thread, which has nothing left to compute, then
+        reduces the rest itself rather than handing them over and waiting.
+        """
+        began = time.perf_counter()
+        if self._worker is not None:
             self._worker.wait_all()
-            ended = time.perf_counter()
-            self.stats.wait_seconds += ended - began
-            if self.timeline is not None:
-                self.timeline.add("main", "wait for all-reduces", began, ended)
+        for bucket in self.buckets[self._next:]:
+            self._reduce(bucket)
+        ended = time.perf_counter()
+        self.stats.wait_seconds += ended - began
+        if self.timeline is not None:
+            self.timeline.add("main", "wait for all-reduces", began, ended)
         self.stats.steps += 1
         self._step += 1
         self._reset_pass()
@@ -239,6 +239,17 @@ class DistributedDataParallel(Module):
         self._next = 0
         for bucket in self.buckets:
             bucket.pending = len(bucket.params)
+
+    def _check_same_buckets(self) -> None:
+        """Every rank must cut the same buckets with the same algorithm (else all-reduces would not match)."""
+        mine = (self.algorithm, [(b.data.size, str(b.data.dtype)) for b in self.buckets])
+        everyone = self.comm.allgather(mine)  # once, small: pickling is fine
+        for rank, theirs in enumerate(everyone):
+            if theirs != everyone[0]:
+                raise ValueError(
+                    f"DistributedDataParallel: rank {rank} uses algorithm {theirs[0]!r} with {len(theirs[1])} "
+                    f"buckets, rank 0 {everyone[0][0]!r} with {len(everyone[0][1])}: pass the same algorithm "
+                    "and bucket_cap_mb on every rank")
 
     def _check_step(self, phase: int = 0) -> None:
         """Make sure every rank is at the same step: a rank that skipped one must fail, not hang.
@@ -250,7 +261,7 @@ class DistributedDataParallel(Module):
         """
         mine = np.array([self._step, phase], dtype=np.int64)
         everyone = np.empty((self.world_size, 2), dtype=np.int64)
-        self.comm.Allgather(mine, everyone)
+        wait_politely(self.comm.Iallgather(mine, everyone))
         if (everyone != everyone[0]).any():
             listing = ", ".join(
                 f"rank {r}: {'finished after' if ph else 'at'} step {s}" for r, (s, ph) in enumerate(everyone))
@@ -259,8 +270,16 @@ class DistributedDataParallel(Module):
 
     def _reduce(self, bucket: Bucket) -> None:
         """All-reduce one bucket and average it: this rank's part of one message exchange."""
+        # Wait, without spinning, until every rank has this bucket ready:
+        # then the all-reduce itself runs with no one waiting long inside MPI.
+        if bucket.index == 0:
+            self._check_step()
+        else:
+            wait_politely(self.comm.Ibarrier())
         began = time.perf_counter()
-        allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace)
+        # The sizes, dtypes and algorithm were checked equal on every rank at
+        # construction, so the per-call fingerprint check is skipped.
+        allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace, check=False)
         bucket.data /= self.world_size
         ended = time.perf_counter()
         self.stats.comm_seconds += ended - began
@@ -376,8 +395,6 @@ class _CommThread:
                 return
             try:
                 if self.error is None:
-                    if bucket.index == 0:
-                        self.ddp._check_step()
                     self.ddp._reduce(bucket)
             except BaseException as exc:  # handed to the main thread in wait_all
                 self.error = exc
