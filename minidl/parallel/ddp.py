@@ -272,11 +272,14 @@ class DistributedDataParallel(Module):
         """All-reduce one bucket and average it: this rank's part of one message exchange."""
         # Wait, without spinning, until every rank has this bucket ready:
         # then the all-reduce itself runs with no one waiting long inside MPI.
+        waited = time.perf_counter()
         if bucket.index == 0:
             self._check_step()
         else:
             wait_politely(self.comm.Ibarrier())
         began = time.perf_counter()
+        if self.timeline is not None:
+            self.timeline.add("comm", "wait for peers", waited, began, bucket=bucket.index)
         # The sizes, dtypes and algorithm were checked equal on every rank at
         # construction, so the per-call fingerprint check is skipped.
         allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace, check=False)
@@ -323,7 +326,7 @@ class DistributedDataParallel(Module):
             self._check_step(phase=1)
 
     def extra_repr(self) -> str:
-        sizes = ", ".join(f"{b.nbytes / 2**10:.0f} KiB" for b in self.buckets)
+        sizes = ", ".join(_size(b.nbytes) for b in self.buckets)
         return (f"algorithm={self.algorithm!r}, world_size={self.world_size}, overlap={self.overlap}, "
                 f"buckets=[{sizes}]")
 
@@ -339,6 +342,15 @@ def _note_exception(*exc_info) -> None:
     global _exception_escaped
     _exception_escaped = True
     _previous_excepthook(*exc_info)
+
+
+def _size(nbytes: int) -> str:
+    """``512 B``, ``3.5 KiB``, ``1.2 MiB``."""
+    if nbytes < 1024:
+        return f"{nbytes} B"
+    if nbytes < 2**20:
+        return f"{nbytes / 1024:.3g} KiB"
+    return f"{nbytes / 2**20:.3g} MiB"
 
 
 def _close_at_exit(ddp: DistributedDataParallel):

@@ -1,0 +1,725 @@
+"""
+Data-parallel SGD, end to end
+=============================
+
+Data parallelism trains one model on ``p`` processes (*ranks*). Every rank
+holds a full copy of the model, takes its own ``b / p`` samples of each
+global batch of ``b``, and computes the gradient of its own mean loss. An
+all-reduce then averages the ``p`` gradients, so every rank holds the
+gradient of the mean loss over all ``b`` samples and makes the same update.
+Done right, ``p`` ranks compute what one process computes with the whole
+batch, only faster.
+
+This tutorial follows one step through minidl, piece by piece: how
+:class:`~minidl.parallel.DistributedSampler` shards the data, one step with
+the gradients averaged by hand (:func:`~minidl.parallel.allreduce_gradients`),
+the same step with :class:`~minidl.parallel.DistributedDataParallel`, a check
+that several steps on 2 and 4 ranks equal one process, the timeline of a
+step with and without overlapping communication, and how the time per epoch
+scales with the number of ranks.
+
+This page is built by one process, so every part that needs several ranks
+writes a script and runs it on real MPI ranks with
+:func:`~minidl.testing.run_mpi`, exactly as a student would type::
+
+    mpiexec -n 2 python -m mpi4py script.py
+
+Each script is shown in full before it runs; every rank runs all of it, and
+hands its results back with :func:`~minidl.testing.report`.
+"""
+
+# %%
+# The data, in shards
+# -------------------
+# :class:`~minidl.parallel.DistributedSampler` decides which samples each
+# rank sees. Every rank draws the *same* permutation of the data set (from
+# the seed and the epoch), and rank ``r`` of ``p`` takes positions ``r, r +
+# p, r + 2p, ...`` of it. It needs no MPI when it is told the number of
+# ranks and its rank, so here are all three shards of 10 samples for
+# ``p = 3``, first without shuffling:
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+
+import minidl
+import minidl.functional as F
+from minidl import models, optim
+from minidl.data import BatchSampler, DataLoader, RandomSampler, TensorDataset, load_digits
+from minidl.parallel import DistributedSampler, parameters_hash
+from minidl.testing import run_mpi
+
+P, N = 3, 10
+for rank in range(P):
+    print(f"rank {rank}:", list(DistributedSampler(range(N), num_replicas=P, rank=rank, shuffle=False)))
+
+# %%
+# Ten samples do not split into three equal shards. Every rank must run the
+# same number of steps (an all-reduce needs all of them), so the sampler pads
+# the order with its own first samples, as PyTorch does: samples 0 and 1 are
+# seen twice this epoch. ``drop_last=True`` drops the tail instead:
+for rank in range(P):
+    shard = DistributedSampler(range(N), num_replicas=P, rank=rank, shuffle=False, drop_last=True)
+    print(f"rank {rank}:", list(shard))
+
+# %%
+# With shuffling (the default), each epoch has its own permutation, the same
+# on every rank for a given seed and epoch. ``set_epoch`` moves to the next
+# one; forgetting to call it would show the same order every epoch.
+for epoch in (0, 1):
+    shards = []
+    for rank in range(P):
+        sampler = DistributedSampler(range(N), num_replicas=P, rank=rank, seed=0)
+        sampler.set_epoch(epoch)
+        shards.append(list(sampler))
+    print(f"epoch {epoch}:", "   ".join(f"rank {r}: {s}" for r, s in enumerate(shards)))
+
+# %%
+# Drawn with ranks as rows and samples as columns, each sample is taken by
+# exactly one rank (the shards are disjoint and cover the data), except the
+# padding, which puts a second mark in its column. The number in a cell is
+# the sample's place in that rank's shard.
+
+
+def draw_shards(ax, samplers, title):
+    n = len(samplers[0].dataset)
+    taken = np.zeros((len(samplers), n))
+    for rank, sampler in enumerate(samplers):
+        for place, index in enumerate(sampler):
+            taken[rank, index] = rank + 1
+            ax.text(index, rank, str(place), ha="center", va="center", color="white", fontsize=9)
+    colours = ListedColormap(["0.93", "C0", "C1", "C2"][: len(samplers) + 1])
+    ax.imshow(taken, cmap=colours, vmin=0, vmax=len(samplers), aspect="equal")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(len(samplers)), [f"rank {r}" for r in range(len(samplers))])
+    ax.set_xticks(np.arange(-0.5, n), minor=True)
+    ax.set_yticks(np.arange(-0.5, len(samplers)), minor=True)
+    ax.grid(which="minor", color="white", linewidth=2)
+    ax.tick_params(which="minor", length=0)
+    ax.set(xlabel="sample index in the data set", title=title)
+
+
+fig, axes = plt.subplots(3, 1, figsize=(7, 6))
+for ax, (shuffle, epoch) in zip(axes, [(False, 0), (True, 0), (True, 1)]):
+    samplers = []
+    for rank in range(P):
+        samplers.append(DistributedSampler(range(N), num_replicas=P, rank=rank, shuffle=shuffle, seed=0))
+        samplers[-1].set_epoch(epoch)
+    draw_shards(ax, samplers, "no shuffling" if not shuffle else f"shuffled, epoch {epoch}")
+fig.suptitle(f"DistributedSampler: {N} samples over {P} ranks")
+fig.tight_layout()
+
+# %%
+# Why taking every ``p``-th sample is the right cut: one process with
+# :class:`~minidl.data.RandomSampler` and the same seed draws the same
+# permutation, and cuts it into global batches of ``b``. The ranks cut their
+# shards into batches of ``b / p``, and batch ``k`` of all ranks together
+# holds exactly the samples of the single process's batch ``k``. So ``p``
+# ranks train on the same global batches as one process, in the same order.
+# :class:`~minidl.data.BatchSampler` shows the batches a DataLoader would
+# draw, as index arrays. Checked on the digits, for ``b = 32`` and ``p = 4``:
+train, test = load_digits()
+b, p, epoch = 32, 4, 3
+single = RandomSampler(train, seed=0)
+single.set_epoch(epoch)
+one_process = list(BatchSampler(single, b))
+per_rank = []
+for rank in range(p):
+    sampler = DistributedSampler(train, num_replicas=p, rank=rank, seed=0)
+    sampler.set_epoch(epoch)
+    per_rank.append(list(BatchSampler(sampler, b // p)))
+together = [np.concatenate(batches) for batches in zip(*per_rank)]
+print(f"{len(train)} training digits, {len(one_process)} global batches of up to {b}")
+print(f"batch 0 of one process, sorted: {np.sort(one_process[0])[:8].tolist()} ...")
+print(f"batch 0 of the {p} ranks, sorted: {np.sort(together[0])[:8].tolist()} ...")
+full = len(train) // b
+same = all(set(together[k]) == set(one_process[k]) for k in range(full))
+print(f"the {full} full batches identical:", same)
+print(f"the last batch: one process {np.sort(one_process[-1]).tolist()}, "
+      f"the ranks {np.sort(together[-1]).tolist()}; the permutation starts {one_process[0][:2].tolist()}")
+
+# %%
+# Only the last, partial batch differs: 1442 samples leave 2 for it, and the
+# ranks pad their shards to 361 samples each, so they see those 2 and the
+# first 2 of the permutation again. Use ``drop_last=True`` in both samplers
+# (or a global batch that divides the data set) when even that must match.
+#
+# One step by hand: ``allreduce_gradients``
+# -----------------------------------------
+# The first data-parallel step a student writes: forward and backward on this
+# rank's shard, then :func:`~minidl.parallel.allreduce_gradients`, which
+# all-reduces every parameter's ``.grad`` (one all-reduce per parameter, with
+# minidl's ring algorithm) and divides by ``p``. The global batch is the first
+# 8 training digits; each of 2 ranks takes 4 of them. Every rank seeds
+# minidl's generator with the same seed, so the replicas start identical, and
+# :func:`~minidl.parallel.parameters_hash` (a SHA-256 of every parameter's
+# bytes) proves it. Each rank reports its local gradient and the averaged one.
+BY_HAND = """
+import numpy as np
+from mpi4py import MPI
+
+import minidl
+import minidl.functional as F
+from minidl import models
+from minidl.data import load_digits
+from minidl.parallel import DistributedSampler, allreduce_gradients, parameters_hash
+from minidl.testing import report
+
+comm = MPI.COMM_WORLD
+rank, p = comm.Get_rank(), comm.Get_size()
+images, labels = load_digits()[0].arrays
+batch = np.arange(8)  # the global batch: training digits 0 to 7
+shard = batch[DistributedSampler(batch, num_replicas=p, rank=rank, shuffle=False).indices()]
+
+minidl.manual_seed(0)  # the same seed on every rank: identical replicas
+model = models.mlp()
+start_hash = parameters_hash(model)
+loss = F.cross_entropy(model(minidl.tensor(images[shard])), labels[shard])
+loss.backward()
+local = {name: q.grad.copy() for name, q in model.named_parameters()}
+allreduce_gradients(model)  # sum over the ranks, then divide by p
+averaged = {name: q.grad.copy() for name, q in model.named_parameters()}
+report({"shard": shard, "loss": loss.item(), "hash": start_hash, "local": local, "averaged": averaged})
+"""
+
+job = run_mpi(BY_HAND, 2, timeout=60)
+for rank, r in enumerate(job.results):
+    print(f"rank {rank}: samples {r['shard'].tolist()}, loss {r['loss']:.4f}, weights {r['hash'][:16]}...")
+
+# %%
+# The reference: the same model, seeded the same way, on all 8 digits in this
+# one process. Its starting weights hash to the same value as the ranks'.
+images, labels = train.arrays
+minidl.manual_seed(0)
+whole = models.mlp()
+print("same starting weights as the ranks:", parameters_hash(whole) == job.results[0]["hash"])
+F.cross_entropy(whole(minidl.tensor(images[:8])), labels[:8]).backward()
+reference = {name: q.grad for name, q in whole.named_parameters()}
+
+# %%
+# The gradient of the last layer's bias (``5.bias``, one number per class),
+# side by side. Each rank's local gradient is its own 4 digits' view; their
+# mean, which is what ``allreduce_gradients`` left on *both* ranks, is the
+# gradient of the whole batch of 8:
+name = "5.bias"
+local0, local1 = (r["local"][name] for r in job.results)
+rows = {
+    "rank 0, local": local0,
+    "rank 1, local": local1,
+    "rank 0, averaged": job.results[0]["averaged"][name],
+    "rank 1, averaged": job.results[1]["averaged"][name],
+    "one process, 8 digits": reference[name],
+}
+print(" " * 22 + "".join(f"{c:>8d}" for c in range(10)))
+for label, values in rows.items():
+    print(f"{label:22s}" + "".join(f"{v:8.4f}" for v in values))
+for rank, r in enumerate(job.results):
+    gap = max(np.abs(r["averaged"][k] - reference[k]).max() for k in reference)
+    print(f"rank {rank}: largest difference from one process over all parameters: {gap:.1e}")
+
+# %%
+# The differences are float32 rounding: the ranks add the same numbers in a
+# different order. The rule behind it: with a *mean* loss over ``b / p``
+# samples on each rank, the mean of the ``p`` rank gradients is the gradient
+# of the mean over all ``b``. With a *summed* loss one would sum instead of
+# average (``average=False``).
+#
+# The same step with ``DistributedDataParallel``
+# ----------------------------------------------
+# ``allreduce_gradients`` runs one all-reduce per parameter, and only after
+# backward has finished. :class:`~minidl.parallel.DistributedDataParallel`
+# does better on both counts:
+#
+# - at construction it checks that every rank holds the same architecture and
+#   broadcasts rank 0's parameters, so ranks may even start from different
+#   seeds (as they do below);
+# - every ``.grad`` becomes a *view* into one of a few flat buckets, filled
+#   last layer first, so one all-reduce serves several parameters and nothing
+#   is copied before sending;
+# - a hook fires when a parameter's gradient is final; when a bucket is full
+#   its all-reduce starts on a communication thread while backward goes on,
+#   and ``loss.backward()`` returns with averaged gradients.
+#
+# A cap of 0.02 MiB cuts the MLP's gradients into four buckets.
+WITH_DDP = """
+import numpy as np
+from mpi4py import MPI
+
+import minidl
+import minidl.functional as F
+from minidl import models
+from minidl.data import load_digits
+from minidl.parallel import DistributedDataParallel, DistributedSampler, parameters_hash
+from minidl.testing import report
+
+comm = MPI.COMM_WORLD
+rank, p = comm.Get_rank(), comm.Get_size()
+images, labels = load_digits()[0].arrays
+batch = np.arange(8)
+shard = batch[DistributedSampler(batch, num_replicas=p, rank=rank, shuffle=False).indices()]
+
+minidl.manual_seed(rank)  # a different seed on every rank, on purpose
+model = models.mlp()
+before = parameters_hash(model)
+ddp = DistributedDataParallel(model, bucket_cap_mb=0.02)  # broadcasts rank 0's weights
+after = parameters_hash(model)
+buckets = [(b.index, b.nbytes, [name for name, _ in b.params]) for b in ddp.buckets]
+views = all(q.grad.base is b.data for b in ddp.buckets for _, q in b.params)
+
+loss = F.cross_entropy(ddp(minidl.tensor(images[shard])), labels[shard])
+loss.backward()  # returns with the gradients averaged over the ranks
+grads = {name: q.grad.copy() for name, q in model.named_parameters()}
+stats = dict(vars(ddp.stats))
+ddp.close()
+report({"before": before, "after": after, "repr": repr(ddp), "buckets": buckets, "views": views,
+        "grads": grads, "stats": stats})
+"""
+
+job = run_mpi(WITH_DDP, 2, timeout=60)
+for rank, r in enumerate(job.results):
+    print(f"rank {rank}: weights {r['before'][:16]}... before DDP, {r['after'][:16]}... after")
+print(job.results[0]["repr"])
+
+# %%
+# The ``repr`` lists the bucket sizes, rounded to KiB. Exactly, and with the
+# gradients each holds: the last layer's, and the bias of the layer before,
+# fill bucket 0, which is therefore ready first in backward; every ``.grad``
+# is a view of its bucket.
+for index, nbytes, names in job.results[0]["buckets"]:
+    print(f"bucket {index}: {nbytes:6d} bytes  {', '.join(names)}")
+print("every .grad is a view into its bucket:", job.results[0]["views"])
+
+# %%
+# The gradients after ``backward`` equal those of one process on the whole
+# batch, as before; rank 0's seed is 0, the one the reference used. The
+# statistics count the all-reduces (one per bucket: four, where
+# ``allreduce_gradients`` ran six) and the bytes this rank sent for them: the
+# ring sends ``2 (p - 1) / p`` times the gradients' size, for ``p = 2``
+# exactly the 68,904 bytes of the four buckets.
+for rank, r in enumerate(job.results):
+    gap = max(np.abs(r["grads"][k] - reference[k]).max() for k in reference)
+    print(f"rank {rank}: largest difference from one process: {gap:.1e}")
+stats = job.results[0]["stats"]
+print(f"rank 0: {stats['allreduces']} all-reduces, {stats['bytes_sent']} bytes sent, "
+      f"{stats['comm_seconds'] * 1e3:.2f} ms communicating")
+
+# %%
+# Equivalence, step after step
+# ----------------------------
+# One step is not training. The script below trains the MLP for 6 steps of
+# SGD with momentum, on the digits in float64, with the job's own recipe:
+# every rank draws the same permutation of the training set and takes its
+# shard of each global batch of 24 (:func:`minidl.train.epoch_loader` does
+# the same). After every step each rank records ``parameters_hash``, and at
+# the end it reports its weights. It runs on 2 ranks and on 4 (this machine
+# has 2 cores; 4 ranks share them, which changes the time, not the result).
+EQUIVALENCE = """
+import numpy as np
+from mpi4py import MPI
+
+import minidl
+import minidl.functional as F
+from minidl import models, optim
+from minidl.data import DataLoader, TensorDataset, load_digits
+from minidl.parallel import DistributedDataParallel, DistributedSampler, parameters_hash
+from minidl.testing import report
+
+BATCH, STEPS = 24, 6
+comm = MPI.COMM_WORLD
+rank, p = comm.Get_rank(), comm.Get_size()
+images, labels = load_digits()[0].arrays
+train = TensorDataset(images.astype(np.float64), labels)
+
+minidl.manual_seed(0)
+model = DistributedDataParallel(models.mlp(dtype=np.float64), bucket_cap_mb=0.02)
+optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+sampler = DistributedSampler(train, num_replicas=p, rank=rank, seed=0)
+sampler.set_epoch(1)
+hashes = []
+for step, (x, y) in enumerate(DataLoader(train, batch_size=BATCH // p, sampler=sampler)):
+    if step == STEPS:
+        break
+    optimizer.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    hashes.append(parameters_hash(model.module))
+model.close()
+report({"hashes": hashes, "weights": model.module.state_dict()})
+"""
+
+# %%
+# The same 6 steps in this one process, with the whole batch of 24:
+BATCH, STEPS = 24, 6
+train64 = TensorDataset(images.astype(np.float64), labels)
+minidl.manual_seed(0)
+single_model = models.mlp(dtype=np.float64)
+optimizer = optim.SGD(single_model.parameters(), lr=0.05, momentum=0.9)
+sampler = RandomSampler(train64, seed=0)
+sampler.set_epoch(1)
+single_hashes = []
+for step, (x, y) in enumerate(DataLoader(train64, batch_size=BATCH, sampler=sampler)):
+    if step == STEPS:
+        break
+    optimizer.zero_grad()
+    F.cross_entropy(single_model(x), y).backward()
+    optimizer.step()
+    single_hashes.append(parameters_hash(single_model))
+single_weights = single_model.state_dict()
+
+for ranks in (2, 4):
+    job = run_mpi(EQUIVALENCE, ranks, timeout=60)
+    print(f"p = {ranks}, parameters_hash after each step (first 10 hex digits):")
+    for step in range(STEPS):
+        line = "  ".join(r["hashes"][step][:10] for r in job.results)
+        same = len({r["hashes"][step] for r in job.results}) == 1
+        print(f"  step {step + 1}: {line}   {'all equal' if same else 'DIFFERENT'}")
+    for rank, r in enumerate(job.results):
+        diff = max(np.abs(r["weights"][k] - single_weights[k]).max() for k in single_weights)
+        scale = max(np.abs(single_weights[k]).max() for k in single_weights)
+        print(f"  rank {rank}: largest difference from one process {diff:.1e} (weights up to {scale:.2f})")
+
+# %%
+# On every step all ranks hash to the same value: the replicas are
+# bit-for-bit identical, because each applies the same averaged gradient. The
+# one process's weights differ from theirs in the last bits (its hash differs
+# too: ``single_hashes[-1]`` is another value), because a sum over 24 samples
+# and a sum of ``p`` sums over ``24 / p`` samples round differently. In
+# float64 the difference stays within a few ``1e-17``, far below the ``1e-10`` the
+# tests demand.
+print("one process, after the last step:", single_hashes[-1][:10])
+
+# %%
+# The timeline of one step
+# ------------------------
+# Where does the time go, and does communication really hide behind backward?
+# A :class:`~minidl.parallel.timeline.Timeline` records named spans on each
+# rank: the loop below wraps forward and backward in ``timeline.span``, and
+# DDP, given the same timeline, adds each bucket's all-reduce and the time
+# backward's end spends waiting for them; a :class:`~minidl.dist.Trace` adds
+# every message of every round. ``to_chrome`` gathers all ranks' spans into
+# one Chrome trace file. The training job records exactly these spans:
+# ``mpiexec -n 2 python -m mpi4py -m minidl.train --trace trace.json`` writes
+# the same kind of file for 10 steps of its last epoch, and
+# https://ui.perfetto.dev opens it.
+#
+# The script runs LeNet on 28x28 inputs (random images of MNIST's size, so
+# that a step has enough work to see) with a global batch of 128 on 2 ranks,
+# records 6 steps after 2 warm-up steps, and runs once with overlap and once
+# without. A cap of 0.02 MiB cuts the gradients into five buckets.
+TIMELINE = """
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import minidl
+import minidl.functional as F
+from minidl import models, optim
+from minidl.data import DataLoader, TensorDataset
+from minidl.dist import Trace
+from minidl.parallel import DistributedDataParallel, DistributedSampler
+from minidl.parallel.timeline import Timeline
+
+path, overlap = sys.argv[1], sys.argv[2] == "overlap"
+comm = MPI.COMM_WORLD
+rank, p = comm.Get_rank(), comm.Get_size()
+rng = np.random.default_rng(0)
+train = TensorDataset(rng.random((1024, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 1024))
+minidl.manual_seed(0)
+timeline, trace = Timeline(rank, enabled=False), Trace()
+model = DistributedDataParallel(models.lenet(28), bucket_cap_mb=0.02, overlap=overlap, timeline=timeline)
+optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+sampler = DistributedSampler(train, num_replicas=p, rank=rank, seed=0)
+for step, (x, y) in enumerate(DataLoader(train, batch_size=128 // p, sampler=sampler)):
+    recording = step >= 2  # the first steps warm up
+    timeline.enabled = recording
+    model.trace = trace if recording else None
+    optimizer.zero_grad()
+    with timeline.span("forward"):
+        loss = F.cross_entropy(model(x), y)
+    with timeline.span("backward"):
+        loss.backward()
+    optimizer.step()
+timeline.to_chrome(path, comm, trace)  # rank 0 writes every rank's spans
+model.close()
+"""
+
+traces = {}
+with tempfile.TemporaryDirectory(prefix="minidl-tutorial-") as workdir:
+    for mode in ("overlap", "no overlap"):
+        path = Path(workdir) / f"{mode.replace(' ', '-')}.json"
+        run_mpi(TIMELINE, 2, args=[path, mode.replace(" ", "-")], timeout=60)
+        traces[mode] = [e for e in json.loads(path.read_text())["traceEvents"] if e["ph"] == "X"]
+        print(f"{mode}: {len(traces[mode])} spans from ranks {sorted({e['pid'] for e in traces[mode]})}")
+
+# %%
+# The file holds trace events in Chrome's format: one ``"X"`` (complete) event
+# per span, with a start ``ts`` and a duration ``dur`` in microseconds, the
+# rank as ``pid`` and the lane as ``tid``. Here is one all-reduce of rank 0
+# and the messages inside it: with 2 ranks the ring is one reduce-scatter
+# round (send half the bucket, receive the other half and reduce it in) and
+# one all-gather round (swap the reduced halves).
+events = traces["overlap"]
+bucket = next(e for e in events if e["pid"] == 0 and e["name"] == "all-reduce bucket 1")
+inside = [e for e in events if e["pid"] == 0 and e["cat"] in ("send", "recv", "reduce")
+          and bucket["ts"] <= e["ts"] <= bucket["ts"] + bucket["dur"]]
+for e in [bucket, *inside]:
+    print(f"{e['cat']:>6s}  {e['name']:20s} ts {e['ts'] / 1e3:8.3f} ms  dur {e['dur']:7.1f} us  {e['args']}")
+
+# %%
+# Now one step of each run, as a Gantt chart: for each rank a *main* lane
+# (forward in blue, backward in orange, and in grey the end of backward
+# waiting for all-reduces) and a *comm* lane with each bucket's all-reduce.
+# The step drawn is the one of median length on rank 0. In the legend, each
+# bucket lists its parameters: in this LeNet, layers 0 and 3 are the
+# convolutions and 7, 9, 11 the linear layers, so buckets 0 to 3 hold the
+# linear layers' gradients, which backward finishes first, and bucket 4 the
+# convolutions', which come last and cost most.
+MAIN_COLOURS = {"forward": "C0", "backward": "C1", "wait for all-reduces": "0.7"}
+
+
+def steps_of(events, rank):
+    """``(start, end)`` of each traced step of ``rank``, in microseconds: forward to next forward."""
+    starts = sorted(e["ts"] for e in events if e["pid"] == rank and e["name"] == "forward")
+    ends = starts[1:] + [max(e["ts"] + e["dur"] for e in events if e["pid"] == rank)]
+    return list(zip(starts, ends))
+
+
+def median_step(events):
+    """Index of the step of median length on rank 0."""
+    lengths = [end - start for start, end in steps_of(events, 0)]
+    return int(np.argsort(lengths)[len(lengths) // 2])
+
+
+def draw_step(ax, events, step, title, colours):
+    """One step of every rank: a main and a comm lane per rank, time from the step's start in ms."""
+    ranks = sorted({e["pid"] for e in events})
+    windows = {rank: steps_of(events, rank)[step] for rank in ranks}
+    t0 = min(start for start, _ in windows.values())
+    lanes = [(rank, lane) for rank in ranks for lane in ("main", "comm")]
+    for rank in ranks:
+        start, end = windows[rank]
+        for e in events:
+            if e["pid"] != rank or e["cat"] not in ("main", "comm") or not start <= e["ts"] < end:
+                continue
+            row = lanes.index((rank, e["cat"]))
+            if e["name"] == "wait for peers":  # the ranks lining up before an all-reduce
+                colour, layer = "0.9", 1
+            elif e["cat"] == "comm":
+                colour, layer = colours[int(e["name"].split()[-1])], 1
+            else:
+                colour = MAIN_COLOURS[e["name"]]
+                layer = 2 if e["name"] == "wait for all-reduces" else 1  # drawn over backward
+            span = [((e["ts"] - t0) / 1e3, e["dur"] / 1e3)]
+            ax.broken_barh(span, (row - 0.35, 0.7), facecolor=colour, edgecolor="black", linewidth=0.4,
+                           zorder=layer)
+    ax.set_yticks(range(len(lanes)), [f"rank {rank}, {lane}" for rank, lane in lanes])
+    ax.set_ylim(len(lanes) - 0.4, -0.6)
+    ax.set(xlabel="time since the step began (ms)", title=title)
+    ax.grid(axis="x", alpha=0.3, zorder=0)
+
+
+def bucket_legend(events):
+    """Colours and legend entries of the buckets, from the parameters each all-reduce carried."""
+    first = {}
+    for e in events:
+        if e["name"].startswith("all-reduce bucket") and e["name"] not in first:
+            first[e["name"]] = e["args"]
+    count = len(first)
+    colours = [plt.cm.viridis(0.1 + 0.8 * k / max(count - 1, 1)) for k in range(count)]
+    handles = [Patch(facecolor=MAIN_COLOURS[n], edgecolor="black", label=n) for n in MAIN_COLOURS]
+    for k in range(count):
+        args = first[f"all-reduce bucket {k}"]
+        label = f"bucket {k}: {args['bytes'] / 1024:.1f} KiB ({', '.join(args['parameters'])})"
+        handles.append(Patch(facecolor=colours[k], edgecolor="black", label=label))
+    return colours, handles
+
+
+colours, handles = bucket_legend(events)
+fig, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+for ax, mode in zip(axes, traces):
+    step = median_step(traces[mode])
+    draw_step(ax, traces[mode], step, f"{mode}: LeNet 28x28, batch 128 on 2 ranks, traced step {step + 1}",
+              colours)
+axes[0].xaxis.set_tick_params(labelbottom=True)
+fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0.11, 1, 1))
+
+# %%
+# With overlap, an all-reduce may start while backward is still computing on
+# its rank: look for comm bars that begin under the orange, before the grey
+# wait. Without overlap the comm lane stays empty until backward has computed
+# every gradient, and the all-reduces run one after another inside the wait.
+# One step can mislead, so here are all the traced steps: the median step,
+# the all-reduce time per step, and the share of it that ran while backward
+# was still computing:
+
+
+def summary(events):
+    """Per rank: median step (ms), all-reduce ms per step, share of it during backward's computation."""
+    rows = []
+    for rank in sorted({e["pid"] for e in events}):
+        hidden = total = 0.0
+        steps = steps_of(events, rank)
+        for start, end in steps:
+            mine = [e for e in events if e["pid"] == rank and start <= e["ts"] < end]
+            backward = next(e for e in mine if e["name"] == "backward")
+            waits = [e["ts"] for e in mine if e["name"] == "wait for all-reduces"]
+            computed_until = waits[0] if waits else backward["ts"] + backward["dur"]
+            for e in mine:
+                if e["name"].startswith("all-reduce bucket"):
+                    total += e["dur"]
+                    overlap = min(e["ts"] + e["dur"], computed_until) - max(e["ts"], backward["ts"])
+                    hidden += max(0.0, overlap)
+        median = np.median([end - start for start, end in steps])
+        rows.append((rank, median / 1e3, total / 1e3 / len(steps), hidden / max(total, 1e-9)))
+    return rows
+
+
+print(f"{'':10s} {'rank':>4s} {'median step ms':>15s} {'all-reduce ms/step':>19s} {'during backward':>16s}")
+for mode in traces:
+    for rank, step_ms, comm_ms, hidden in summary(traces[mode]):
+        print(f"{mode:10s} {rank:4d} {step_ms:15.1f} {comm_ms:19.1f} {hidden:16.0%}")
+
+median = {mode: np.median([row[1] for row in summary(traces[mode])]) for mode in traces}
+print(f"median step: {median['overlap']:.1f} ms with overlap, {median['no overlap']:.1f} ms without")
+
+# %%
+# Overlap starts the communication early, but on this machine it is far from
+# free. Compare the all-reduce time per step of the two runs: here the
+# same buckets usually take longer alongside backward than after it. The
+# machine has 2 cores and each rank's backward keeps one of them busy, so
+# the communication thread has no idle core: it shares its rank's core with
+# backward, and while it waits for the other rank's message MPI spins on a
+# CPU instead of sleeping. An early all-reduce also absorbs the time the
+# ranks are out of step, since it cannot finish before the slower rank sends
+# its half. So whether overlap shortens the step here changes from run to
+# run; the numbers above are the ones of the build of this page. Overlap
+# pays when the communication has spare capacity to use (a network card and
+# a free core) and a backward long enough to hide behind: on a cluster, with
+# more cores than ranks per node and a larger model. A timeline like this one
+# is how one finds out which case one is in.
+#
+# Strong scaling
+# --------------
+# Last, the question data parallelism exists to answer: with the global batch
+# fixed, how does the time per epoch fall as ranks are added? This is a small
+# version of ``benchmarks/bench_scaling.py``: LeNet on 28x28 inputs (random
+# images of MNIST's size: the 8x8 digits give too little work per step to
+# spread), a global batch of 128, 1024 samples, so 8 steps per epoch. Each
+# configuration runs one warm-up epoch and two timed ones, and reports the
+# faster. One process runs once with one thread and once with two (BLAS and
+# OpenMP threads: the baseline a user would compare with); the ranks of
+# ``p = 2`` and ``p = 4`` have one thread each.
+SCALING = """
+import sys
+import time
+
+import numpy as np
+from mpi4py import MPI
+from threadpoolctl import threadpool_limits
+
+import minidl
+import minidl.functional as F
+from minidl import kernels, models, optim
+from minidl.data import DataLoader, TensorDataset
+from minidl.parallel import DistributedDataParallel, DistributedSampler
+from minidl.testing import report
+
+threads = int(sys.argv[1])
+threadpool_limits(threads, user_api="blas")
+kernels.set_num_threads(threads)
+comm = MPI.COMM_WORLD
+rank, p = comm.Get_rank(), comm.Get_size()
+rng = np.random.default_rng(0)
+train = TensorDataset(rng.random((1024, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 1024))
+minidl.manual_seed(0)
+model = DistributedDataParallel(models.lenet(28))
+optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+sampler = DistributedSampler(train, num_replicas=p, rank=rank, seed=0)
+
+seconds = []
+for epoch in range(3):  # epoch 0 warms up
+    sampler.set_epoch(epoch)
+    model.reset_stats()
+    comm.Barrier()
+    began = time.perf_counter()
+    for x, y in DataLoader(train, batch_size=128 // p, sampler=sampler):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    seconds.append(comm.allreduce(time.perf_counter() - began, op=MPI.MAX))
+stats = model.stats
+model.close()
+report({"epoch": min(seconds[1:]), "comm": stats.comm_seconds, "wait": stats.wait_seconds})
+"""
+
+cores = os.cpu_count() or 1
+print(f"this machine has {cores} cores")
+configurations = [("p = 1, 1 thread", 1, 1), ("p = 1, 2 threads", 1, 2), ("p = 2", 2, 1), ("p = 4", 4, 1)]
+scaling = {}
+for label, ranks, threads in configurations:
+    job = run_mpi(SCALING, ranks, args=[threads], timeout=120, env={"OMP_NUM_THREADS": str(threads)})
+    scaling[label] = job.results[0]
+base = scaling["p = 1, 1 thread"]["epoch"]
+best_single = min(scaling["p = 1, 1 thread"]["epoch"], scaling["p = 1, 2 threads"]["epoch"])
+print(f"{'configuration':18s} {'s/epoch':>8s} {'speedup':>8s} {'vs best p = 1':>14s} {'waiting':>8s}")
+for label, ranks, threads in configurations:
+    r = scaling[label]
+    note = "  (oversubscribed)" if ranks * threads > cores else ""
+    print(f"{label:18s} {r['epoch']:8.3f} {base / r['epoch']:7.2f}x {best_single / r['epoch']:13.2f}x "
+          f"{r['wait'] / r['epoch']:8.0%}{note}")
+
+# %%
+# ``speedup`` is over one process with one thread, ``vs best p = 1`` over the
+# faster of the two single-process runs, and ``waiting`` the share of an
+# epoch that backward's end spent blocked on all-reduces. Drawn: the time per
+# epoch, and the speedup against the ideal ``p``. The shaded region is
+# beyond the machine's cores, where ranks share cores: ``p = 4`` has no
+# more cores to compute on than ``p = 2``, so the difference between them is
+# what oversubscription costs or, on a machine that other work shares, the
+# larger share of it that four processes claim from the others.
+ranks_axis = [1, 2, 4]
+epoch_times = [scaling[label]["epoch"] for label in ("p = 1, 1 thread", "p = 2", "p = 4")]
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+bar_labels = [label.replace(", ", "\n") + ("\n(oversubscribed)" if r * t > cores else "")
+              for label, r, t in configurations]
+ax1.bar(bar_labels, [scaling[label]["epoch"] for label, _, _ in configurations],
+        color=["C0" if r * t <= cores else "C3" for _, r, t in configurations])
+ax1.set(ylabel="time per epoch (s)", title="LeNet 28x28, global batch 128, 1024 samples")
+ax2.plot(ranks_axis, [base / t for t in epoch_times], "o-", label="measured, one thread per rank")
+ax2.plot(ranks_axis, ranks_axis, "--", color="0.5", label="ideal: p times faster")
+ax2.axhline(base / scaling["p = 1, 2 threads"]["epoch"], color="0.4", linestyle=":",
+            label="one process, 2 threads")
+if cores < 4:
+    ax2.axvspan(cores + 0.05, 4.2, color="C3", alpha=0.08, label="more ranks than cores")
+ax2.set(xlabel="ranks p", ylabel="speedup over p = 1, 1 thread", xticks=ranks_axis, xlim=(0.8, 4.2),
+        ylim=(0, 4.2), title=f"strong scaling on this machine ({cores} cores)")
+ax2.legend(fontsize=8, loc="upper left")
+fig.tight_layout()
+
+# %%
+# These numbers depend on the machine that built this page, and on whatever
+# else it was running at the time. That machine has 2 cores, so judge the
+# speedup at ``p = 2``, where each rank has a core of its own: it stays below
+# 2 because each rank also communicates and waits for the other, and because
+# half a batch gives each kernel call less work. On a machine that other
+# programs share, it can fall much lower: every all-reduce waits for the
+# slowest rank, so a rank that loses its core for a moment holds up the
+# other one at every step. ``p = 4`` runs two ranks per core.
+#
+# The honest baseline is one process using both cores. On this machine,
+# though, one process with two threads is often *slower* than with one: its
+# two thread pools (OpenBLAS's and the kernels' OpenMP threads) spin on the
+# same two cores, as the tutorial on training digits explains. That is why the
+# table also compares with the faster single-process run.
+#
+# To measure on your own machine, with overlap on and off and several bucket
+# sizes, run ``python benchmarks/bench_scaling.py``; on a cluster, start the
+# same scripts with ``mpiexec`` across nodes, with one rank per core or per
+# socket.
