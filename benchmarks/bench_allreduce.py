@@ -3,34 +3,48 @@
 Run it on real ranks::
 
     mpiexec -n 2 python -m mpi4py benchmarks/bench_allreduce.py
-    mpiexec -n 2 python -m mpi4py benchmarks/bench_allreduce.py --plot allreduce.png
+    mpiexec -n 2 python -m mpi4py benchmarks/bench_allreduce.py --max-mib 4 --plot allreduce.png
 
-For each buffer size (1 KiB to 64 MiB of float32) every algorithm runs side by
-side in the same job, interleaved, so they share the machine's mood. Each row
-gives the time (the slowest rank's), the ratio to MPI's ``Allreduce``, the
-bus bandwidth (algorithm bandwidth times ``2 (p - 1) / p``, the NCCL-tests
-convention: comparable across ``p``), the cost model's prediction, and the
-time as a multiple of the *memory-traffic bound*: what copying
-``2 (p - 1) / p n`` bytes and reducing ``(p - 1) / p n`` elements takes with
-NumPy on one core, the memory traffic any allreduce on one machine must do.
+For each buffer size (float32, powers of two from 1 KiB to ``--max-mib``) the
+rows run side by side in the same job: every algorithm with ``check=False``
+and no trace, as a training loop that trusts its ranks would; ``auto`` (the
+calibrated model's pick); ``ring +check+trace``, the ring with the fingerprint
+check and a trace, as a student runs it; and ``mpi``, MPI's ``Allreduce``
+called through :func:`minidl.dist.allreduce`. Every ratio is to MPI's
+``Allreduce`` called directly with mpi4py, what a program would do without
+minidl. The rows are timed in interleaved passes, each row getting a slice of
+``--budget`` per pass in a rotating order, so that a machine shared with
+other work slows them alike; each row's time is the median over the passes of
+the slowest rank's time per call.
 
-The collectives run with ``check=False`` (no fingerprint exchange) and
-without tracing, as a training loop that trusts its ranks would.
+Each row gives the time, the ratio to MPI, the time as a multiple of the
+*memory-traffic bound* (what copying ``2 (p - 1) / p n`` bytes and reducing
+``(p - 1) / p n`` elements takes with NumPy on one core, timed as one more
+interleaved row: the memory traffic any allreduce on one machine must do),
+the bus bandwidth (algorithm bandwidth
+times ``2 (p - 1) / p``, the NCCL-tests convention: comparable across ``p``),
+and the calibrated cost model's prediction. The end of the run checks the
+targets of the collectives issue against what was measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import time
+from collections.abc import Callable
 
 import numpy as np
 from mpi4py import MPI
 
-from minidl.dist import ALGORITHMS, allreduce, calibrate
+from minidl.dist import ALGORITHMS, Calibration, Trace, allreduce, calibrate, executor
 
 comm = MPI.COMM_WORLD
 rank, p = comm.Get_rank(), comm.Get_size()
+
+OURS = list(ALGORITHMS["allreduce"])
+CHECKED = "ring +check+trace"
+REFERENCE = "MPI Allreduce"
+BOUND = "memory-traffic bound"
 
 
 def slowest(seconds: float) -> float:
@@ -40,106 +54,139 @@ def slowest(seconds: float) -> float:
     return float(mine[0])
 
 
-def time_calls(call, budget: float) -> float:
-    """Seconds per ``call()``: the median of 3 timed loops, each about ``budget / 3`` long."""
-    call()  # warm up: schedules cached, MPI connections open
-    comm.Barrier()
-    started = time.perf_counter()
-    call()
-    once = slowest(time.perf_counter() - started)
-    repeats = max(1, int(budget / 3 / max(once, 1e-7)))
-    loops = []
-    for _ in range(3):
+def time_interleaved(
+    calls: dict[str, Callable[[], object]], budget: float, passes: int
+) -> dict[str, float]:
+    """Seconds per call of each of ``calls``: the median over ``passes`` interleaved passes.
+
+    Each pass times every call for about ``budget / passes`` seconds (at least
+    one call), in an order rotated by one each pass.
+    """
+    names = list(calls)
+    repeats = {}
+    for name in names:
+        calls[name]()  # warm up: plan compiled, MPI connections open
         comm.Barrier()
         started = time.perf_counter()
-        for _ in range(repeats):
-            call()
-        loops.append(slowest(time.perf_counter() - started) / repeats)
-    return float(np.median(loops))
+        calls[name]()
+        once = slowest(time.perf_counter() - started)
+        repeats[name] = max(1, int(budget / passes / max(once, 1e-7)))
+    per_call: dict[str, list[float]] = {name: [] for name in names}
+    for k in range(passes):
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            call, n = calls[name], repeats[name]
+            comm.Barrier()
+            started = time.perf_counter()
+            for _ in range(n):
+                call()
+            per_call[name].append(slowest(time.perf_counter() - started) / n)
+    return {name: float(np.median(times)) for name, times in per_call.items()}
 
 
-def memory_bound(n: int, budget: float) -> float:
-    """Seconds to copy 2 (p - 1) / p n float32 and add (p - 1) / p n of them, on rank 0."""
-    seconds = np.zeros(1)
-    if rank == 0 and p > 1:
-        moved, reduced = 2 * (p - 1) * n // p, (p - 1) * n // p
-        src, dst = np.ones(moved, np.float32), np.empty(moved, np.float32)
-        a, b = np.ones(reduced, np.float32), np.ones(reduced, np.float32)
-        seconds[0] = _median_time(lambda: np.copyto(dst, src), budget / 2)
-        seconds[0] += _median_time(lambda: np.add(a, b, out=a), budget / 2)
-    comm.Bcast(seconds, root=0)
-    return float(seconds[0])
+def memory_bound(n: int) -> Callable[[], object]:
+    """Copy 2 (p - 1) / p n float32 and add (p - 1) / p n of them, on rank 0 (others: nothing).
 
+    Timed as one more row of the table, interleaved with the algorithms, so
+    that it sees the same machine they do.
+    """
+    if rank != 0 or p == 1:
+        return lambda: None
+    moved, reduced = 2 * (p - 1) * n // p, (p - 1) * n // p
+    src, dst = np.ones(moved, np.float32), np.empty(moved, np.float32)
+    a, b = np.ones(reduced, np.float32), np.ones(reduced, np.float32)
 
-def _median_time(call, budget: float) -> float:
-    """Median seconds of ``call()`` on this rank alone, over about ``budget`` seconds."""
-    times = []
-    deadline = time.perf_counter() + budget
-    while len(times) < 3 or time.perf_counter() < deadline:
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
+    def traffic() -> None:
+        np.copyto(dst, src)
+        np.add(a, b, out=a)
+
+    return traffic
 
 
 def human(nbytes: int) -> str:
     """1 KiB, 64 MiB, ..."""
-    for unit in ("MiB", "KiB"):
-        scale = 1 << (20 if unit == "MiB" else 10)
-        if nbytes >= scale:
-            return f"{nbytes // scale} {unit}"
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            return f"{nbytes >> shift} {unit}"
     return f"{nbytes} B"
+
+
+def rows_for(buf: np.ndarray) -> dict[str, Callable[[], object]]:
+    """Every row of the table, as a call on ``buf`` (zeros: summing never overflows)."""
+    rows: dict[str, Callable[[], object]] = {
+        name: (lambda name=name: allreduce(buf, algorithm=name, check=False))
+        for name in [*OURS, "auto", "mpi"]
+    }
+    rows[CHECKED] = lambda: allreduce(buf, algorithm="ring", trace=Trace())
+    rows[REFERENCE] = lambda: comm.Allreduce(MPI.IN_PLACE, buf)
+    rows[BOUND] = memory_bound(buf.size)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-mib", type=int, default=64, help="largest buffer, in MiB")
-    parser.add_argument("--budget", type=float, default=0.3, help="seconds per measurement")
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per row and size")
+    parser.add_argument("--passes", type=int, default=5, help="interleaved passes per size")
     parser.add_argument("--plot", metavar="FILE", help="also draw time vs size into FILE")
+    parser.add_argument(
+        "--segment-kib",
+        type=int,
+        default=executor.SEGMENT_BYTES >> 10,
+        help="cut longer messages into segments of this many KiB (minidl.dist.executor)",
+    )
     args = parser.parse_args()
+    executor.SEGMENT_BYTES = args.segment_kib << 10
 
-    algorithms = [*ALGORITHMS["allreduce"], "auto", "mpi"]
-    sizes = [1 << k for k in range(10, 21 + args.max_mib.bit_length(), 2)]
+    sizes = [1 << k for k in range(10, 20 + args.max_mib.bit_length())]
     model = calibrate(comm)
     if rank == 0:
         print(f"allreduce of float32 on {p} ranks, {MPI.Get_library_version().splitlines()[0]}")
+        print(f"messages longer than {args.segment_kib} KiB travel in segments")
         print(
             f"calibrated model: alpha {model.alpha * 1e6:.2f} us, "
-            f"beta {model.beta * 1e9:.3f} ns/B ({1e-9 / model.beta:.1f} GB/s), "
-            f"gamma {model.gamma * 1e9:.3f} ns/B"
+            f"beta {model.beta * 1e9:.3f} ns/B ({1e-9 / max(model.beta, 1e-30):.1f} GB/s), "
+            f"gamma {model.gamma * 1e9:.3f} ns/B, overhead {model.overhead * 1e6:.2f} us per call"
         )
 
-    measured: dict[str, list[float]] = {a: [] for a in algorithms}
+    measured: dict[str, list[float]] = {}
+    bounds = []
     for nbytes in sizes:
-        buf = np.zeros(nbytes // 4, np.float32)  # zeros: summing never overflows
-        bound = memory_bound(buf.size, args.budget)
-        for algorithm in algorithms:
-            call = functools.partial(allreduce, buf, algorithm=algorithm, check=False)
-            measured[algorithm].append(time_calls(call, args.budget))
+        buf = np.zeros(nbytes // 4, np.float32)
+        times = time_interleaved(rows_for(buf), args.budget, args.passes)
+        bounds.append(times.pop(BOUND))
+        for name, seconds in times.items():
+            measured.setdefault(name, []).append(seconds)
         if rank == 0:
-            print_size(nbytes, algorithms, measured, bound, model)
+            print_size(len(bounds) - 1, nbytes, measured, bounds[-1], model)
 
     if rank == 0:
-        print_verdict(sizes, measured, model)
+        print_targets(sizes, measured, bounds, model)
         if args.plot:
             plot(args.plot, sizes, measured, model)
 
 
-ROW = "  {:<26}{:>10}{:>8}{:>9}{:>12}{:>10}{:>12}".format
+ROW = "  {:<30}{:>10}{:>8}{:>9}{:>12}{:>10}{:>12}".format
 
 
-def print_size(nbytes: int, algorithms: list[str], measured: dict, bound: float, model) -> None:
+def predicted(row: str, nbytes: int, model: Calibration) -> float:
+    """The model's time for ``row``: nan for MPI's own, which the model does not describe."""
+    if row in (REFERENCE, "mpi"):
+        return float("nan")
+    algorithm = {"auto": model.choose(p, nbytes), CHECKED: "ring"}.get(row, row)
+    return model.predict(algorithm, p, nbytes)
+
+
+def print_size(i: int, nbytes: int, measured: dict, bound: float, model: Calibration) -> None:
     """The table of one buffer size: one row per algorithm."""
-    mpi = measured["mpi"][-1]
+    mpi = measured[REFERENCE][i]
     print(f"\n{human(nbytes)}: MPI Allreduce {mpi * 1e6:.1f} us, bound {bound * 1e6:.1f} us")
     print(ROW("algorithm", "time us", "x MPI", "x bound", "busbw GB/s", "model us", "model/meas"))
-    for algorithm in algorithms:
-        t = measured[algorithm][-1]
+    for row, times in measured.items():
+        t = times[i]
         busbw = nbytes / t * 2 * (p - 1) / p / 1e9
-        chosen = model.choose(p, nbytes) if algorithm == "auto" else algorithm
-        predicted = model.predict(chosen, p, nbytes) if chosen != "mpi" else float("nan")
-        name = f"auto ({chosen})" if algorithm == "auto" else algorithm
+        name = f"auto ({model.choose(p, nbytes)})" if row == "auto" else row
         x_bound = t / bound if bound > 0 else float("nan")
+        guess = predicted(row, nbytes, model)
         print(
             ROW(
                 name,
@@ -147,48 +194,95 @@ def print_size(nbytes: int, algorithms: list[str], measured: dict, bound: float,
                 f"{t / mpi:.2f}",
                 f"{x_bound:.2f}",
                 f"{busbw:.2f}",
-                f"{predicted * 1e6:.1f}",
-                f"{predicted / t:.2f}",
+                f"{guess * 1e6:.1f}",
+                f"{guess / t:.2f}",
             )
         )
 
 
-def print_verdict(sizes: list[int], measured: dict, model) -> None:
-    """Where the ring overtakes recursive doubling, measured and predicted; how good "auto" is."""
-
-    def crossover(ring: list[float], doubling: list[float]) -> str:
-        for nbytes, r, d in zip(sizes, ring, doubling):
-            if r < d:
-                return human(nbytes)
-        return "none"
-
-    predicted = {a: [model.predict(a, p, s) for s in sizes] for a in ("ring", "recursive_doubling")}
-    print("\nring faster than recursive doubling from:")
-    print(f"  measured  {crossover(measured['ring'], measured['recursive_doubling'])}")
-    print(f"  predicted {crossover(predicted['ring'], predicted['recursive_doubling'])}")
-    ours = [a for a in measured if a not in ("auto", "mpi")]
-    worst = max(measured["auto"][i] / min(measured[a][i] for a in ours) for i in range(len(sizes)))
-    print(f"auto is at most {worst:.2f} x the best of our algorithms at any size")
+def crossover(sizes: list[int], ring: list[float], doubling: list[float]) -> int | None:
+    """The smallest size from which the ring is faster than recursive doubling at every size."""
+    start = None
+    for nbytes, r, d in zip(sizes, ring, doubling):
+        if r >= d:
+            start = None
+        elif start is None:
+            start = nbytes
+    return start
 
 
-def plot(path: str, sizes: list[int], measured: dict, model) -> None:
-    """Time vs size, one line per algorithm, the model's prediction dashed beside it."""
+def print_targets(
+    sizes: list[int], measured: dict, bounds: list[float], model: Calibration
+) -> None:
+    """Each performance target of the issue, with what this run measured."""
+    mpi = np.array(measured[REFERENCE])
+    t = {row: np.array(times) for row, times in measured.items()}
+    best = np.min([t[a] for a in OURS], axis=0)
+    size = np.array(sizes)
+    big, huge = size >= 1 << 20, size >= 16 << 20
+    mid, small = (size >= 64 << 10) & (size <= 256 << 10), size <= 4 << 10
+
+    def worst(ratio: np.ndarray, where: np.ndarray) -> float:
+        return float(ratio[where].max()) if where.any() else float("nan")
+
+    guesses = np.array([[predicted(a, s, model) for s in sizes] for a in OURS])
+    errors = guesses[:, big] / np.array([t[a] for a in OURS])[:, big]
+    lines = [
+        ("ring x MPI, every size >= 1 MiB", worst(t["ring"] / mpi, big), "<= 0.90"),
+        ("best of ours x MPI, 64-256 KiB", worst(best / mpi, mid), "<= 1.20"),
+        ("best of ours x MPI, <= 4 KiB", worst(best / mpi, small), "<= 1.20"),
+        ("ring x bound, >= 16 MiB", worst(t["ring"] / np.array(bounds), huge), "<= 1.25"),
+        ("check+trace x ring, >= 1 MiB", worst(t[CHECKED] / t["ring"], big), "<= 1.10"),
+        ("auto x best of ours, any size", worst(t["auto"] / best, size > 0), "<= 1.10"),
+    ]
+    print("\ntargets (worst case over the sizes named):")
+    for what, value, target in lines:
+        verdict = "met" if value <= float(target.split()[1]) else "MISSED"
+        print(f"  {what:<34}{value:>7.2f}   target {target}   {verdict}")
+    if errors.size:
+        low, high = errors.min(), errors.max()
+        verdict = "met" if 0.5 <= low and high <= 1.5 else "MISSED"
+        what = "model / measured, >= 1 MiB"
+        print(f"  {what:<34}{low:>7.2f} to {high:.2f}   target 0.50 to 1.50   {verdict}")
+    ring_model = [model.predict("ring", p, s) for s in sizes]
+    doubling_model = [model.predict("recursive_doubling", p, s) for s in sizes]
+    seen = crossover(sizes, measured["ring"], measured["recursive_doubling"])
+    expected = crossover(sizes, ring_model, doubling_model)
+    print(
+        f"  ring beats recursive doubling from: measured {_size(seen)}, "
+        f"predicted {_size(expected)}",
+        end="",
+    )
+    if seen and expected:
+        factor = max(seen, expected) / min(seen, expected)
+        print(f" ({factor:.0f}x apart; target within 2x: {'met' if factor <= 2 else 'MISSED'})")
+    else:
+        print()
+
+
+def _size(nbytes: int | None) -> str:
+    """A size for people, or "never"."""
+    return "never" if nbytes is None else human(nbytes)
+
+
+def plot(path: str, sizes: list[int], measured: dict, model: Calibration) -> None:
+    """Time vs size, one line per row, the model's prediction dashed beside each algorithm."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for i, (algorithm, times) in enumerate(measured.items()):
-        colour = plt.get_cmap("tab10")(i)
-        ax.loglog(sizes, times, "o-", color=colour, label=algorithm)
-        if algorithm not in ("mpi", "auto"):
-            predicted = [model.predict(algorithm, p, s) for s in sizes]
-            ax.loglog(sizes, predicted, "--", color=colour, alpha=0.6)
+    for i, (row, times) in enumerate(measured.items()):
+        colour = plt.get_cmap("tab10")(i % 10)
+        ax.loglog(sizes, times, "o-", color=colour, label=row, markersize=3)
+        if row in OURS:
+            guesses = [model.predict(row, p, s) for s in sizes]
+            ax.loglog(sizes, guesses, "--", color=colour, alpha=0.6)
     ax.set_xlabel("buffer size (bytes)")
     ax.set_ylabel("time per allreduce (s)")
     ax.set_title(f"allreduce on {p} ranks: measured (solid), alpha-beta-gamma model (dashed)")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")

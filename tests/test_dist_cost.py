@@ -118,3 +118,12 @@ def test_the_model_picks_the_algorithm_it_predicts_fastest():
 
 def test_auto_uses_the_default_model_until_calibrated():
     assert calibration.current() == calibration.DEFAULT
+
+
+def test_predictions_add_the_per_call_overhead_but_choose_alike():
+    plain = Calibration(alpha=ALPHA, beta=BETA, gamma=GAMMA)
+    model = Calibration(alpha=ALPHA, beta=BETA, gamma=GAMMA, overhead=7e-6)
+    for nbytes in (0, 1 << 10, 1 << 20):
+        terms = cost("ring", 4, nbytes, ALPHA, BETA, GAMMA)
+        assert model.predict("ring", 4, nbytes) == pytest.approx(7e-6 + terms.seconds)
+        assert model.choose(4, nbytes) == plain.choose(4, nbytes)

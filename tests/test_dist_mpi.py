@@ -127,6 +127,68 @@ def test_every_collective_equals_mpi_and_numpy(p):
     assert all(d == digests[0] for d in digests), "ranks ended with different bits"
 
 
+PIPELINED = """
+    import sys
+
+    import numpy as np
+    from mpi4py import MPI
+
+    sys.path.insert(0, sys.argv[1])
+    from test_dist_simulate import DTYPES, rank_data, reference
+
+    from minidl.dist import ALGORITHMS, OPS, Trace, allreduce, broadcast, chunk_bounds, executor
+    from minidl.dist import reduce_scatter
+    from minidl.testing import report
+
+    # Segments of a few elements: every message is cut, most of them unevenly.
+    executor.SEGMENT_BYTES = int(sys.argv[2])
+    comm = MPI.COMM_WORLD
+    rank, p = comm.rank, comm.size
+    failures = []
+
+    def expect(label, got, want):
+        if not np.array_equal(got.astype(np.float64), want.astype(np.float64)):
+            wrong = np.flatnonzero(got.astype(np.float64) != want.astype(np.float64))[:5]
+            failures.append(f"{label}: rank {rank} wrong at {wrong}: {got[wrong]} != {want[wrong]}")
+
+    for algorithm in [*ALGORITHMS["allreduce"], "auto"]:
+        for n in sorted({0, 1, p - 1, p + 1, 13, 1009}):
+            for op, dtype in zip(OPS, DTYPES):
+                inputs = rank_data(p, n, dtype, op)
+                got = allreduce(inputs[rank].copy(), op, algorithm)
+                mpi = allreduce(inputs[rank].copy(), op, "mpi")
+                label = f"allreduce {algorithm} {op} {dtype.__name__} n={n}"
+                expect(label, got, reference(inputs, op))
+                expect(label + " vs MPI", got, mpi)
+    n = 1009
+    bounds = chunk_bounds(n, p)
+    inputs = rank_data(p, n, np.int32, "sum")
+    mine = slice(bounds[rank], bounds[rank + 1])
+    expect("reduce_scatter", reduce_scatter(inputs[rank].copy()), reference(inputs, "sum")[mine])
+    for algorithm in ALGORITHMS["broadcast"]:
+        expect(f"broadcast {algorithm}", broadcast(inputs[rank].copy(), 1, algorithm), inputs[1])
+
+    # A trace still has one event per step of the schedule, and counts the segments.
+    trace = Trace()
+    allreduce(np.arange(n, dtype=np.float64), algorithm="ring", trace=trace)
+    segments = {e.kind: e.segments for e in trace.events if e.round == 0}
+    report({"failures": failures, "sent": trace.stats()[rank].messages_sent, "segments": segments})
+"""
+
+
+@pytest.mark.parametrize("p", [2, 3, 4, 5])
+def test_pipelined_segments_equal_mpi_and_numpy(p):
+    segment_bytes = 24  # 3 to 6 elements
+    job = run_mpi(PIPELINED, p, args=[TESTS, segment_bytes], timeout=120)
+    failures = [f for r in job.results for f in r["failures"]]
+    assert not failures, "\n".join(failures[:20])
+    longest = -(-1009 // p)  # elements in the ring's longest chunk, float64
+    for r in job.results:
+        assert r["sent"] == 2 * (p - 1)
+        assert r["segments"]["send"] >= longest * 8 // segment_bytes
+        assert r["segments"]["reduce"] == r["segments"]["recv"]
+
+
 TRAFFIC_AND_MEMORY = """
     import tracemalloc
     import sys
@@ -174,7 +236,7 @@ def test_ring_traffic_memory_trace_and_calibration_on_real_ranks(tmp_path):
     assert all(r["summary"] == "" for r in job.results[1:])
     # Every rank got rank 0's measurements, so "auto" picks alike everywhere.
     model = job.results[0]["model"]
-    assert model.alpha > 0 and model.beta > 0 and model.gamma > 0
+    assert model.alpha > 0 and model.beta > 0 and model.gamma > 0 and model.overhead > 0
     assert all(r["model"] == model for r in job.results)
 
 

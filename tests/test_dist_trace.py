@@ -45,7 +45,13 @@ def test_to_chrome_writes_trace_event_json(tmp_path):
     assert names == {"rank 0", "rank 1", "rank 2", "rank 3"}
     first_send = next(e for e in events if e["cat"] == "send" and e["pid"] == 0)
     assert first_send["name"] == "send chunk 3 to 1"
-    assert first_send["args"] == {"round": 0, "peer": 1, "elements": 2, "bytes": 8}
+    assert first_send["args"] == {
+        "round": 0,
+        "peer": 1,
+        "elements": 2,
+        "bytes": 8,
+        "segments": 1,
+    }
     assert first_send["ts"] == 0 and first_send["dur"] == 1000  # a round draws as 1 ms
 
 

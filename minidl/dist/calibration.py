@@ -1,11 +1,40 @@
 """Measure the alpha-beta-gamma model on this machine, and let it pick algorithms.
 
-:func:`calibrate` times a ping-pong between ranks 0 and 1 (alpha: a tiny
-message; beta: the extra time per byte between two long ones) and the
-reduction kernel (gamma: time per byte reduced). With those numbers,
-:meth:`Calibration.choose` prices every algorithm with
-:func:`~minidl.dist.cost.cost` and picks the cheapest: that is what
-``algorithm="auto"`` does.
+:func:`calibrate` measures what the model's terms stand for, the way the
+executor meets them:
+
+- alpha from an *exchange*: ranks 0 and 1 ``Sendrecv`` 8 bytes to each other
+  at once, as in every round of the ring and the butterfly (a rank that sends
+  and receives in one round pays once, in the model).
+- beta from the executor itself exchanging long buffers between ranks 0 and
+  1 (a ring allgather on a communicator of the two: one round, each rank
+  sending and receiving the same number of bytes), segments and all: the time
+  per byte of exchanges from 1 to 64 MiB, fitted to all of them (see below).
+- gamma from the reduction kernel, run as the executor runs it: segment by
+  segment (:data:`~minidl.dist.executor.SEGMENT_BYTES`) into buffers of the
+  same sizes, from one segment of scratch. Ranks 0 and 1 time it at the same
+  moment, right after their last exchange, because in a collective every rank
+  reduces at once: on one machine they share the memory bus, and one rank
+  alone would reduce faster than either does in an allreduce.
+- overhead, the time minidl's Python spends per call before and after its
+  rounds (checking the arguments, finding the plan): an allreduce on one rank
+  (``MPI.COMM_SELF``), which sends nothing. Without it the model would
+  under-predict short buffers several times over.
+
+The model has one beta and one gamma for every size, but a machine has
+caches: a buffer that fits in them moves and reduces faster per byte than
+one that does not (on the 2-core machine minidl is developed on, 64 MiB
+costs 1.5 to 2 times as much per byte as 4 MiB). So beta and gamma are the
+slopes that best fit every measured size, by least squares on the *relative*
+error (each size weighted by one over its time squared): the prediction is
+then about as far off, in percent, for a 1 MiB buffer as for a 64 MiB one,
+where two sizes alone would fit those two and miss the rest.
+
+With those numbers, :meth:`Calibration.predict` prices an algorithm as
+``overhead +`` :func:`~minidl.dist.cost.cost`, and :meth:`Calibration.choose`
+picks the cheapest: that is what ``algorithm="auto"`` does. The overhead is
+the same for every algorithm, so it changes the predicted times, not the
+choice.
 
 The model ``"auto"`` uses is one value per process: :data:`DEFAULT` until
 :func:`calibrate` replaces it, on every rank at once (it is a collective and
@@ -17,43 +46,54 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from minidl import kernels
+from minidl.dist import executor
 from minidl.dist.cost import cost
 from minidl.dist.schedules import ALGORITHMS
 
-_TAG = 27_172  # apart from the collectives' messages (see minidl.dist.executor.TAG)
-_SMALL = 8  # bytes: a message whose time is all latency
-_LONG = (4 << 20, 16 << 20)  # bytes: long messages, whose time difference is all bandwidth
+_TAG = executor.TAG - 1  # below the tags of the collectives' messages (TAG, TAG + 1, ...)
+_SMALL = 8  # bytes: an exchange whose time is all latency
+_LONG = tuple(1 << k for k in range(20, 27, 2))  # bytes, 1 to 64 MiB: in cache to memory
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The alpha-beta-gamma model of one machine (or cluster).
+    """The alpha-beta-gamma model of one machine (or cluster), plus minidl's per-call overhead.
 
     Attributes
     ----------
     alpha : float
-        Seconds per message (latency, including Python's per-call overhead).
+        Seconds per round of messages (latency).
     beta : float
-        Seconds per byte sent.
+        Seconds per byte a rank sends (and receives at the same time) in a round.
     gamma : float
         Seconds per byte reduced by the compiled kernel.
+    overhead : float, optional
+        Seconds of Python per call, whatever the algorithm (0 if not measured).
     """
 
     alpha: float
     beta: float
     gamma: float
+    overhead: float = 0.0
 
     def predict(self, algorithm: str, p: int, nbytes: int, collective: str = "allreduce") -> float:
-        """Predicted seconds of ``algorithm`` on ``p`` ranks over ``nbytes`` bytes."""
-        return cost(
-            algorithm, p, nbytes, self.alpha, self.beta, self.gamma, collective=collective
-        ).seconds
+        """Predicted seconds of ``algorithm`` on ``p`` ranks over ``nbytes`` bytes.
+
+        Examples
+        --------
+        >>> model = Calibration(alpha=5e-6, beta=2e-10, gamma=1e-10, overhead=2e-6)
+        >>> round(model.predict("ring", 2, 1 << 20) * 1e6, 1)  # microseconds
+        274.1
+        """
+        terms = cost(algorithm, p, nbytes, self.alpha, self.beta, self.gamma, collective=collective)
+        return self.overhead + terms.seconds
 
     def choose(self, p: int, nbytes: int, collective: str = "allreduce") -> str:
         """The algorithm of ``collective`` predicted fastest on ``p`` ranks for ``nbytes`` bytes.
@@ -67,9 +107,9 @@ class Calibration:
         return _fastest(collective, p, nbytes, self.alpha, self.beta, self.gamma)
 
 
-DEFAULT = Calibration(alpha=3e-6, beta=2e-10, gamma=1e-10)
+DEFAULT = Calibration(alpha=5e-6, beta=1.2e-10, gamma=7e-11, overhead=2e-6)
 """The model ``"auto"`` uses before :func:`calibrate` runs: two ranks of one
-machine with MPICH from PyPI, Python overhead included (rounded)."""
+2-core machine with MPICH 5 from PyPI, calibrated and rounded."""
 
 _current = DEFAULT
 
@@ -80,12 +120,12 @@ def current() -> Calibration:
 
 
 def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
-    """Measure alpha, beta and gamma, and make them the model of ``algorithm="auto"``.
+    """Measure alpha, beta, gamma and the overhead, and make them the model of ``"auto"``.
 
-    Collective: every rank of ``comm`` must call it. Ranks 0 and 1 time a
-    ping-pong of 8 bytes (alpha) and of 4 and 16 MiB (beta, from the
-    difference); rank 0 times the sum kernel on 16 MiB (gamma), more than the
-    caches hold, as the long buffers of real training are. Rank 0's numbers
+    Collective: every rank of ``comm`` must call it, and it takes a second or
+    two. Ranks 0 and 1 time exchanges (alpha, beta) and the reduction kernel
+    (gamma); rank 0 times an allreduce on one rank (overhead); see
+    :mod:`minidl.dist.calibration` for how each is measured. Rank 0's numbers
     are broadcast, so every rank returns, and installs, the same model. On
     one rank there is no one to talk to: alpha and beta are 0.
 
@@ -96,7 +136,7 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
         sit where the collectives' messages will go (on two nodes, to measure
         the network).
     repeats : int, optional
-        Timings per size; their median is used.
+        Timings per measurement; their median is used.
 
     Returns
     -------
@@ -108,45 +148,103 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
 
     comm = MPI.COMM_WORLD if comm is None else comm
     rank = comm.Get_rank()
-    values = np.zeros(3)
-    if rank < 2 and comm.Get_size() > 1:
-        one_way = {nbytes: _ping_pong(comm, nbytes, repeats) for nbytes in (_SMALL, *_LONG)}
-        values[0] = one_way[_SMALL]
-        values[1] = max(one_way[_LONG[1]] - one_way[_LONG[0]], 0.0) / (_LONG[1] - _LONG[0])
+    values = np.zeros(4)
+    pair = comm.Split(0 if rank < 2 else MPI.UNDEFINED, rank)  # ranks 0 and 1 alone
+    if pair != MPI.COMM_NULL:
+        if pair.Get_size() == 2:
+            values[0] = _swap_time(pair, _SMALL, repeats)
+            exchanges = [_exchange_time(pair, nbytes, repeats) for nbytes in _LONG]
+            values[1] = _per_byte(_LONG, exchanges, values[0])
+        values[2] = _per_byte(_LONG, [_reduce_time(nbytes, repeats) for nbytes in _LONG], 0.0)
+        pair.Free()
     if rank == 0:
-        values[2] = _reduce_time(_LONG[1], repeats) / _LONG[1]
-    comm.Bcast(values, root=0)
+        values[3] = _overhead(MPI.COMM_SELF, repeats)
+    _wait_politely(comm.Ibcast(values, root=0))
     _current = Calibration(*values.tolist())
     return _current
 
 
-def _ping_pong(comm: Any, nbytes: int, repeats: int) -> float:
-    """Median one-way time of an ``nbytes`` message between ranks 0 and 1 (half a round trip)."""
-    buf = np.zeros(nbytes, dtype=np.uint8)
-    rank = comm.Get_rank()
-    times = []
-    for _ in range(repeats + 1):  # the first round trip sets up the connection: not counted
-        started = time.perf_counter()
-        if rank == 0:
-            comm.Send(buf, 1, _TAG)
-            comm.Recv(buf, 1, _TAG)
-        else:
-            comm.Recv(buf, 0, _TAG)
-            comm.Send(buf, 0, _TAG)
-        times.append((time.perf_counter() - started) / 2)
-    return float(np.median(times[1:]))
+def _wait_politely(request: Any) -> None:
+    """Wait for ``request`` with ``Test`` and a growing sleep, not a spinning ``Wait``.
+
+    The other ranks wait here while ranks 0 and 1 measure; oversubscribed,
+    a spinning rank would steal the core they are timing on.
+    """
+    pause = 1e-5
+    while not request.Test():
+        time.sleep(pause)
+        pause = min(2 * pause, 1e-2)
 
 
-def _reduce_time(nbytes: int, repeats: int) -> float:
-    """Median time of the compiled sum kernel over ``nbytes`` bytes of float32."""
-    dst = np.ones(nbytes // 4, dtype=np.float32)
-    src = np.ones_like(dst)
+def _per_byte(sizes: tuple[int, ...], times: list[float], fixed: float) -> float:
+    """The seconds per byte ``b`` for which ``fixed + b * size`` best fits ``times``.
+
+    Least squares on the relative error: each size is weighted by one over
+    its time squared, so that a short size counts as much as a long one.
+    """
+    m, t = np.array(sizes, dtype=float), np.array(times)
+    weight = 1.0 / t**2
+    return max(float(np.sum(weight * m * (t - fixed)) / np.sum(weight * m * m)), 0.0)
+
+
+def _median_time(call: Callable[[], Any], repeats: int) -> float:
+    """Median seconds of ``call()`` over ``repeats`` timings, after one untimed warm-up."""
+    call()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        kernels.add_into(dst, src)
+        call()
         times.append(time.perf_counter() - started)
     return float(np.median(times))
+
+
+def _swap_time(pair: Any, nbytes: int, repeats: int) -> float:
+    """Median time for the two ranks of ``pair`` to swap ``nbytes`` bytes with one ``Sendrecv``."""
+    out, into = np.zeros(nbytes, dtype=np.uint8), np.empty(nbytes, dtype=np.uint8)
+    peer = 1 - pair.Get_rank()
+
+    def swap() -> None:
+        pair.Sendrecv(out, peer, _TAG, into, peer, _TAG)
+
+    return _median_time(swap, repeats)
+
+
+def _exchange_time(pair: Any, nbytes: int, repeats: int) -> float:
+    """Median time for the executor to swap ``nbytes`` bytes between the two ranks of ``pair``."""
+    # Imported here: minidl.dist.collectives imports this module, for "auto".
+    from minidl.dist.collectives import allgather
+
+    both = np.zeros(2 * nbytes // 4, dtype=np.float32)  # each rank's half goes to the other
+    return _median_time(lambda: allgather(both, comm=pair, check=False), repeats)
+
+
+def _reduce_time(nbytes: int, repeats: int) -> float:
+    """Median time of the sum kernel over ``nbytes`` bytes of float32, a segment at a time."""
+    dst = np.ones(nbytes // 4, dtype=np.float32)
+    segment = executor.SEGMENT_BYTES // 4
+    scratch = np.ones(segment, dtype=np.float32)
+
+    def reduce() -> None:
+        for start in range(0, dst.size, segment):
+            part = dst[start : start + segment]
+            kernels.add_into(part, scratch[: part.size])
+
+    return _median_time(reduce, repeats)
+
+
+def _overhead(comm_self: Any, repeats: int) -> float:
+    """Median time of an allreduce of one element on one rank: all Python, no message."""
+    # Imported here: minidl.dist.collectives imports this module, for "auto".
+    from minidl.dist.collectives import allreduce
+
+    one = np.zeros(1, dtype=np.float32)
+    batch = 100  # calls per timing: one call is too short for the clock to time alone
+
+    def calls() -> None:
+        for _ in range(batch):
+            allreduce(one, algorithm="ring", comm=comm_self, check=False)
+
+    return _median_time(calls, repeats) / batch
 
 
 @functools.lru_cache(maxsize=1024)

@@ -15,17 +15,20 @@ minidl`` never starts MPI.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from minidl.dist import calibration
+from minidl.dist import calibration, executor
 from minidl.dist.checks import DTYPES, OPS, check_dtype, check_op
 from minidl.dist.chunking import chunk_bounds
-from minidl.dist.executor import execute
+from minidl.dist.executor import Plan, execute, plan_of
 from minidl.dist.fingerprint import check_agreement
-from minidl.dist.schedules import ALGORITHMS, ROOTED, resolve, rounds_of
+from minidl.dist.schedules import ALGORITHMS, ROOTED, resolve
 from minidl.dist.steps import ScheduleFn
 from minidl.dist.trace import Trace
 
@@ -242,16 +245,69 @@ def _collective(
 ) -> tuple[np.ndarray, Any]:
     """Check the call, agree on it across ranks, and run it.
 
-    Returns the flat view of ``buf`` that was reduced in place, and the communicator.
+    Returns the flat view of ``buf`` that was reduced in place, and the
+    communicator. Every call of every collective comes through here, and on a
+    short buffer each microsecond of Python shows, so only the buffer is
+    checked on every call; the rest of the arguments are checked by
+    :func:`_prepare`, whose answer is cached.
     """
     comm = _intracomm(comm, collective)
     rank, p = comm.Get_rank(), comm.Get_size()
-    where = f"{collective} on rank {rank}"
-    flat = _flat_view(buf, where)
-    if op is not None:
-        check_op(op, where)
+    flat = _flat_view(buf, collective, rank)
     if algorithm == AUTO:
         algorithm = calibration.current().choose(p, flat.nbytes, collective)
+    call = _prepare(
+        collective, algorithm, op, root, p, rank, flat.size, flat.dtype, executor.SEGMENT_BYTES
+    )
+    if check:
+        check_agreement(comm, collective, call.fields, _names_a_rank_may_pass())
+    if call.plan is None:
+        _mpi_builtin(collective, flat, op, call.root, comm)
+    else:
+        execute(call.plan, flat, op, comm, trace)
+        if trace is not None:
+            trace.comm = comm
+    return flat, comm
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What a call's arguments decide, once checked: see :func:`_prepare`.
+
+    Attributes
+    ----------
+    fields : tuple of (str, int or str) pairs
+        The call's fingerprint (see :mod:`minidl.dist.fingerprint`).
+    plan : Plan or None
+        This rank's compiled schedule; None for MPI's own collective.
+    root : int
+        The root, as a Python int (0 for collectives without one).
+    """
+
+    fields: tuple[tuple[str, int | str], ...]
+    plan: Plan | None
+    root: int
+
+
+@functools.lru_cache(maxsize=1024)
+def _prepare(
+    collective: str,
+    algorithm: str | ScheduleFn,
+    op: str | None,
+    root: int,
+    p: int,
+    rank: int,
+    n: int,
+    dtype: np.dtype,
+    segment_bytes: int,
+) -> _Call:
+    """Check the arguments other than the buffer and compile the plan; cached per call signature.
+
+    A bad argument raises (exceptions are not cached), so every bad call gets its error.
+    """
+    where = f"{collective} on rank {rank}"
+    if op is not None:
+        check_op(op, where)
     if algorithm == MPI_BUILTIN:
         name = MPI_BUILTIN
     else:
@@ -259,25 +315,24 @@ def _collective(
             name, _ = resolve(collective, algorithm)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}, {AUTO!r} or {MPI_BUILTIN!r}") from None
+    try:
+        root = operator.index(root)
+    except TypeError:
+        raise TypeError(f"{where}: root must be an int, got {type(root).__name__}") from None
     if collective in ROOTED and not 0 <= root < p:
         raise ValueError(f"{where}: root {root} is not a rank of this communicator (size {p})")
-    if check:
-        fields = {
-            "collective": collective,
-            "number of elements": flat.size,
-            "dtype": flat.dtype.name,
-            "op": op or "none",
-            "algorithm": name,
-            "root": root,
-        }
-        check_agreement(comm, collective, fields, _names_a_rank_may_pass())
+    fields = (
+        ("collective", collective),
+        ("number of elements", n),
+        ("dtype", dtype.name),
+        ("op", op or "none"),
+        ("algorithm", name),
+        ("root", root),
+    )
     if name == MPI_BUILTIN:
-        _mpi_builtin(collective, flat, op, root, comm)
-    else:
-        execute(rounds_of(collective, algorithm, p, rank, flat.size, root), flat, op, comm, trace)
-        if trace is not None:
-            trace.comm = comm
-    return flat, comm
+        return _Call(fields, None, root)
+    plan = plan_of(collective, algorithm, p, rank, n, root, dtype.itemsize, segment_bytes)
+    return _Call(fields, plan, root)
 
 
 def _names_a_rank_may_pass() -> Iterator[str]:
@@ -293,10 +348,17 @@ def _names_a_rank_may_pass() -> Iterator[str]:
         yield from algorithms
 
 
+@functools.cache
+def _mpi() -> Any:
+    """mpi4py's ``MPI`` module, imported on first use: importing minidl.dist must not start MPI."""
+    from mpi4py import MPI
+
+    return MPI
+
+
 def _intracomm(comm: Any, collective: str) -> Any:
     """``comm``, or ``MPI.COMM_WORLD`` for None, after checking it is an intra-communicator."""
-    from mpi4py import MPI  # imported here: importing minidl.dist must not start MPI
-
+    MPI = _mpi()
     if comm is None:
         return MPI.COMM_WORLD
     if not isinstance(comm, MPI.Intracomm):
@@ -307,31 +369,36 @@ def _intracomm(comm: Any, collective: str) -> Any:
     return comm
 
 
-def _flat_view(buf: np.ndarray, where: str) -> np.ndarray:
+def _flat_view(buf: np.ndarray, collective: str, rank: int) -> np.ndarray:
     """A 1-D view of ``buf`` that the executor can send from and write into."""
     if not isinstance(buf, np.ndarray):
-        raise TypeError(f"{where}: buf must be a NumPy array, got {type(buf).__name__}")
-    check_dtype(buf.dtype, f"{where}: buf")
-    if not buf.flags.c_contiguous:
+        raise TypeError(
+            f"{collective} on rank {rank}: buf must be a NumPy array, got {type(buf).__name__}"
+        )
+    if buf.dtype not in _SUPPORTED:
+        check_dtype(buf.dtype, f"{collective} on rank {rank}: buf")
+    flags = buf.flags
+    if not flags.c_contiguous:
         raise ValueError(
-            f"{where}: buf (shape {buf.shape}, strides {buf.strides}) is not C-contiguous, so it "
-            "cannot be sent as one block of memory. Pass a contiguous copy, "
+            f"{collective} on rank {rank}: buf (shape {buf.shape}, strides {buf.strides}) is not "
+            "C-contiguous, so it cannot be sent as one block of memory. Pass a contiguous copy, "
             "c = np.ascontiguousarray(buf), and copy the result back: buf[...] = c"
         )
-    if not buf.flags.writeable:
+    if not flags.writeable:
         raise ValueError(
-            f"{where}: buf is read-only, but the collective writes its result into it. "
-            "Pass a writable copy: buf.copy()"
+            f"{collective} on rank {rank}: buf is read-only, but the collective writes its "
+            "result into it. Pass a writable copy: buf.copy()"
         )
-    return buf.reshape(-1)
+    return buf if buf.ndim == 1 else buf.reshape(-1)
+
+
+_SUPPORTED = frozenset(DTYPES)  # a set: checking a dtype is one hash
 
 
 def _mpi_builtin(collective: str, flat: np.ndarray, op: str | None, root: int, comm: Any) -> None:
     """The same collective, in place, done by MPI's own implementation."""
-    from mpi4py import MPI
-
-    mpi_ops = {"sum": MPI.SUM, "prod": MPI.PROD, "max": MPI.MAX, "min": MPI.MIN}
-    mpi_op = mpi_ops[op] if op is not None else None
+    MPI = _mpi()
+    mpi_op = getattr(MPI, op.upper()) if op is not None else None  # MPI.SUM, MPI.MAX, ...
     rank = comm.Get_rank()
     if collective == "allreduce":
         comm.Allreduce(MPI.IN_PLACE, flat, op=mpi_op)

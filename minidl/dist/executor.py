@@ -1,55 +1,266 @@
 """Perform a schedule on real MPI ranks with mpi4py's buffer methods.
 
-The executor knows nothing about algorithms: it takes the rounds of one rank
-(from :func:`~minidl.dist.schedules.rounds_of`) and, for each round, starts the
-sends, lands the receives, and then reduces what arrived. Data always moves
-as raw NumPy buffers (``Sendrecv``, ``Isend``/``Irecv``), never pickled.
+The executor knows nothing about algorithms. It works in two steps:
 
-Memory: a receive that copies lands straight in the buffer; a receive that
-reduces lands in one scratch array, allocated once per call and as long as the
-most elements any round reduces (``ceil(n / p)`` for the ring, so the ring
-needs ``O(n / p)`` extra memory), and is then reduced into the buffer by the
-compiled kernel.
+1. :func:`compile_plan` turns the rounds of one rank (from
+   :func:`~minidl.dist.schedules.rounds_of`) into a :class:`Plan`: per round,
+   flat tuples of the MPI messages to post, each with its element range, peer
+   and tag, long messages already cut into segments, and the scratch space a
+   call needs. :func:`plan_of` caches the plan per (collective, algorithm,
+   ``p``, rank, ``n``, root, element size), so a training loop that reduces
+   the same bucket every step walks the schedule generator once, not every
+   step: looping over :class:`~minidl.dist.steps.Round` objects costs
+   microseconds per round, as much as a short message itself.
+2. :func:`execute` runs a plan on one buffer. Data always moves as raw NumPy
+   buffers (``Sendrecv``, ``Isend``/``Irecv``), never pickled, and is reduced
+   by the compiled kernel of :mod:`minidl.kernels`.
+
+Two kinds of round
+------------------
+*Exchange*: one message out, one in (every round of the ring and the
+butterfly on short buffers). One ``Sendrecv``, which MPI pairs without
+deadlock, then the reduction.
+
+*Pipelined*: everything else. A message longer than :data:`SEGMENT_BYTES`
+travels as segments. Receives that copy land straight in the buffer; receives
+that reduce land in scratch, :data:`IN_FLIGHT` segments at a time: while the
+kernel reduces segment ``i``, segment ``i + 1`` can already be arriving
+(double buffering, as NCCL and Gloo cut long messages into slices). So the
+reduction overlaps the transfer as far as MPI moves data meanwhile (between
+two ranks of one machine, the sender copies the next segment in while the
+receiver reduces), and the scratch, two segments, stays in cache where a
+whole chunk of a long buffer would not.
+
+Memory: scratch holds one message of an exchange round, or ``IN_FLIGHT``
+segments of a pipelined one: never more than the longest reduced message
+(``ceil(n / p)`` elements for the ring), nor more than 2 MiB. It is
+allocated once per call.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from minidl import kernels
-from minidl.dist.steps import Round
+from minidl.dist.chunking import chunk_bounds
+from minidl.dist.schedules import rounds_of
+from minidl.dist.steps import Recv, Round, ScheduleFn, Send
 from minidl.dist.trace import Event, Trace
 
 TAG = 27_171
-"""The MPI tag of every message of a schedule: apart from tags a program uses
-for its own messages (MPI guarantees tags up to 32767). Within a round, MPI
-delivers the messages between two ranks in the order they were sent, which is
-the order the schedule lists them in."""
+"""The MPI tag of the first message between two ranks in a round; the ``j``-th
+gets ``TAG + j``. Apart from tags a program uses for its own messages (MPI
+guarantees tags up to 32767). Sender and receiver number the messages between
+them alike, since a schedule lists them in the same order on both sides."""
+
+SEGMENT_BYTES = 1 << 20
+"""Messages longer than this travel as segments of at most this many bytes, so
+that the receiver can reduce one segment while the next arrives. Each segment
+costs a few microseconds of Python and MPI, so segments must be long: on two
+ranks of a 2-core machine, 64 KiB segments made the ring 1.3 to 1.4 times
+slower than whole messages from 256 KiB to 16 MiB, while 1 MiB segments were
+within 5% of whole messages up to 16 MiB and 1.5 times faster at 64 MiB
+(``benchmarks/bench_allreduce.py --segment-kib``). Read at each call: set
+``minidl.dist.executor.SEGMENT_BYTES`` to watch a short buffer pipelined (in a
+trace) or to tune it for a machine. Every rank must use the same value."""
+
+IN_FLIGHT = 2
+"""Segments of a reduced message posted ahead: one being reduced, one arriving."""
+
+REDUCE_KERNELS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "sum": kernels.add_into,
+    "prod": kernels.prod_into,
+    "max": kernels.max_into,
+    "min": kernels.min_into,
+}
+"""The kernel of each op (they dispatch to the active backend at each call)."""
 
 
-def scratch_size(rounds: Sequence[Round]) -> int:
-    """The most elements one round of ``rounds`` receives to reduce."""
-    return max((sum(r.count for r in rnd.recvs if r.reduce) for rnd in rounds), default=0)
+class Message(NamedTuple):
+    """One MPI message of a plan: elements ``[start, stop)`` to or from ``peer``."""
+
+    peer: int
+    """The rank at the other end."""
+    start: int
+    """The first element of the buffer it carries."""
+    stop: int
+    """One past the last element it carries."""
+    tag: int
+    """Its MPI tag (see :data:`TAG`)."""
+    part: int
+    """The position, among its round's sends (or receives), of the schedule step
+    this message is all or a segment of."""
+
+
+class Exchange(NamedTuple):
+    """A round of one message out and one in, ready to unpack in a single step."""
+
+    send: Message
+    """The message out."""
+    recv: Message
+    """The message in."""
+    reduce: bool
+    """Whether the message in is reduced into the buffer (else copied there)."""
+
+
+@dataclass(frozen=True)
+class PlannedRound:
+    """One round of a :class:`Plan`, as the messages MPI will see.
+
+    Attributes
+    ----------
+    index : int
+        The round's number in the schedule.
+    round : Round
+        The schedule's round itself (what a trace records).
+    sends : tuple of Message
+        Every message to send, segments of one step in order.
+    copies : tuple of Message
+        Receives that land straight in the buffer.
+    reduces : tuple of Message
+        Receives that land in scratch and are then reduced into the buffer.
+    waits : tuple of tuple of int
+        For each message of ``reduces``, the sends whose range it reduces
+        into: they must have left before it is reduced (recursive doubling
+        sends and reduces the same range).
+    exchange : Exchange or None
+        For a round of one message out and one in, the two, done with a
+        single ``Sendrecv``; None for the other rounds.
+    slot : int
+        Elements of scratch per reduced message in flight.
+    """
+
+    index: int
+    round: Round
+    sends: tuple[Message, ...]
+    copies: tuple[Message, ...]
+    reduces: tuple[Message, ...]
+    waits: tuple[tuple[int, ...], ...]
+    exchange: Exchange | None
+    slot: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A schedule compiled for the executor: its busy rounds, and the scratch a call needs.
+
+    Attributes
+    ----------
+    rounds : tuple of PlannedRound
+        The rounds in which this rank sends or receives; idle rounds are left out.
+    scratch : int
+        Elements of scratch :func:`execute` allocates for the reduced messages.
+    """
+
+    rounds: tuple[PlannedRound, ...]
+    scratch: int
+
+
+def compile_plan(rounds: Sequence[Round], segment: int) -> Plan:
+    """Compile one rank's ``rounds`` into a :class:`Plan` with segments of ``segment`` elements.
+
+    Parameters
+    ----------
+    rounds : sequence of Round
+        The schedule of this rank.
+    segment : int
+        The longest message, in elements; longer ones are cut into the fewest
+        segments of at most this length, split evenly (as
+        :func:`~minidl.dist.chunking.chunk_bounds` splits a buffer).
+
+    Returns
+    -------
+    Plan
+
+    Examples
+    --------
+    Recursive doubling on 2 ranks over 10 elements, in segments of 4: three
+    segments each way, and each reduced segment waits for the send of the
+    same range.
+
+    >>> from minidl.dist import schedule
+    >>> plan = compile_plan(schedule("recursive_doubling", 2, 0, 10).rounds, segment=4)
+    >>> [(m.start, m.stop) for m in plan.rounds[0].sends]
+    [(0, 4), (4, 7), (7, 10)]
+    >>> plan.rounds[0].waits, plan.scratch
+    (((0,), (1,), (2,)), 8)
+    """
+    planned = []
+    for k, rnd in enumerate(rounds):
+        if not (rnd.sends or rnd.recvs):
+            continue
+        sends = _messages(rnd.sends, segment)
+        received = _messages(rnd.recvs, segment)
+        copies = tuple(m for m in received if not rnd.recvs[m.part].reduce)
+        reduces = tuple(m for m in received if rnd.recvs[m.part].reduce)
+        waits = tuple(
+            tuple(i for i, s in enumerate(sends) if s.start < r.stop and r.start < s.stop)
+            for r in reduces
+        )
+        slot = max((r.stop - r.start for r in reduces), default=0)
+        exchange = None
+        if len(sends) == 1 and len(received) == 1:
+            exchange = Exchange(sends[0], received[0], bool(reduces))
+        planned.append(PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot))
+    scratch = max((r.slot * min(IN_FLIGHT, len(r.reduces)) for r in planned), default=0)
+    return Plan(tuple(planned), scratch)
+
+
+def _messages(steps: Sequence[Send] | Sequence[Recv], segment: int) -> tuple[Message, ...]:
+    """The MPI messages of a round's sends (or receives): tags numbered per peer, long ones cut."""
+    per_peer: dict[int, int] = {}
+    messages = []
+    for part, step in enumerate(steps):
+        tag = TAG + per_peer.get(step.peer, 0)
+        per_peer[step.peer] = per_peer.get(step.peer, 0) + 1
+        pieces = max(1, -(-step.count // segment))
+        cuts = chunk_bounds(step.count, pieces)
+        for a, b in zip(cuts, cuts[1:]):
+            messages.append(Message(step.peer, step.start + a, step.start + b, tag, part))
+    return tuple(messages)
+
+
+@functools.lru_cache(maxsize=1024)
+def plan_of(
+    collective: str,
+    algorithm: str | ScheduleFn,
+    p: int,
+    rank: int,
+    n: int,
+    root: int,
+    itemsize: int,
+    segment_bytes: int,
+) -> Plan:
+    """The compiled plan of one rank's schedule; cached, since every call needs it.
+
+    Parameters are those of :func:`~minidl.dist.schedules.schedule`, the size
+    of one element in bytes, and :data:`SEGMENT_BYTES`.
+    """
+    rounds = rounds_of(collective, algorithm, p, rank, n, root)
+    return compile_plan(rounds, max(1, segment_bytes // itemsize))
 
 
 def execute(
-    rounds: Sequence[Round],
+    plan: Plan,
     flat: np.ndarray,
     op: str | None,
     comm: Any,
     trace: Trace | None = None,
 ) -> None:
-    """Perform ``rounds`` on this rank's buffer ``flat``, in place.
+    """Perform ``plan`` on this rank's buffer ``flat``, in place.
 
     Parameters
     ----------
-    rounds : sequence of Round
-        This rank's rounds; every rank of ``comm`` must run its own rounds of
-        the same schedule at the same time.
+    plan : Plan
+        This rank's plan; every rank of ``comm`` must run its own plan of the
+        same schedule (and :data:`SEGMENT_BYTES`) at the same time.
     flat : numpy.ndarray
         The buffer: 1-D, C-contiguous, writable, of a dtype the kernels support.
     op : str or None
@@ -57,68 +268,123 @@ def execute(
     comm : mpi4py.MPI.Intracomm
         The communicator whose ranks the schedule's peers are.
     trace : Trace, optional
-        Receives one event per send, receive and reduction, timed with
-        :func:`time.perf_counter`.
+        Receives one event per send, receive and reduction of the schedule
+        (not per segment), timed with :func:`time.perf_counter`.
+    """
+    reduce_into = REDUCE_KERNELS[op] if op is not None else None
+    scratch = np.empty(plan.scratch, flat.dtype)
+    rank = comm.Get_rank() if trace is not None else -1
+    for planned in plan.rounds:
+        run = _pipelined if planned.exchange is None else _exchange
+        if trace is None:
+            run(planned, flat, scratch, reduce_into, comm, None)
+        else:
+            spans: dict[int, tuple[float, float]] = {}
+            started = time.perf_counter()
+            done = run(planned, flat, scratch, reduce_into, comm, spans)
+            trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
+
+
+def _exchange(
+    planned: PlannedRound,
+    flat: np.ndarray,
+    scratch: np.ndarray,
+    reduce_into: Callable[..., Any] | None,
+    comm: Any,
+    spans: dict[int, tuple[float, float]] | None,
+) -> float:
+    """One message each way in one ``Sendrecv``, then the reduction, if any.
+
+    Returns when the messages were done; the reduction's span goes into
+    ``spans`` (by the receive's position in its round) when it is a dict.
+    """
+    # Unpacked in one step: on a short buffer, each attribute look-up shows.
+    (to, a, b, out_tag, _), (source, c, d, in_tag, part), reduce = planned.exchange
+    if not reduce:
+        comm.Sendrecv(flat[a:b], to, out_tag, flat[c:d], source, in_tag)
+        return time.perf_counter()
+    landing = scratch[: d - c]
+    comm.Sendrecv(flat[a:b], to, out_tag, landing, source, in_tag)
+    # Reduce only now: recursive doubling reduces into the range it has just sent.
+    arrived = time.perf_counter()
+    reduce_into(flat[c:d], landing)
+    if spans is not None:
+        spans[part] = (arrived, time.perf_counter())
+    return arrived
+
+
+def _pipelined(
+    planned: PlannedRound,
+    flat: np.ndarray,
+    scratch: np.ndarray,
+    reduce_into: Callable[..., Any] | None,
+    comm: Any,
+    spans: dict[int, tuple[float, float]] | None,
+) -> float:
+    """Post every copy and send, then receive and reduce :data:`IN_FLIGHT` segments at a time.
+
+    Returns when every message was done; each reduction's span, from its
+    first segment to its last, goes into ``spans`` when it is a dict.
     """
     from mpi4py import MPI  # imported here: importing minidl.dist must not start MPI
 
-    scratch = np.empty(scratch_size(rounds), dtype=flat.dtype)
-    rank = comm.Get_rank()
-    for k, rnd in enumerate(rounds):
-        if not (rnd.sends or rnd.recvs):
-            continue
-        landing = _landing_zones(rnd, flat, scratch)
-        started = time.perf_counter()
-        if len(rnd.sends) == 1 and len(rnd.recvs) == 1:
-            # The common round (ring, butterfly): one call, and MPI pairs the
-            # send with the receive without deadlock.
-            s, r = rnd.sends[0], rnd.recvs[0]
-            comm.Sendrecv(flat[s.start : s.stop], s.peer, TAG, landing[0], r.peer, TAG)
-        else:
-            # Post the receives first, so that every arriving message has a
-            # place to go, then the sends; wait for all of them.
-            requests = [comm.Irecv(buf, r.peer, TAG) for r, buf in zip(rnd.recvs, landing)]
-            requests += [comm.Isend(flat[s.start : s.stop], s.peer, TAG) for s in rnd.sends]
-            MPI.Request.Waitall(requests)
-        arrived = time.perf_counter()
-        # Reduce only now: the round's sends may read the ranges reduced into.
-        for r, buf in zip(rnd.recvs, landing):
-            if r.reduce:
-                kernels.reduce_into(op, flat[r.start : r.stop], buf)
-        if trace is not None:
-            _record(trace, rank, k, rnd, flat.itemsize, started, arrived, time.perf_counter())
+    reduces, slot = planned.reduces, planned.slot
+
+    def post(i: int) -> tuple[Any, np.ndarray]:
+        """Receive reduced segment ``i`` into its slot of scratch."""
+        m = reduces[i]
+        offset = (i % IN_FLIGHT) * slot
+        landing = scratch[offset : offset + m.stop - m.start]
+        return comm.Irecv(landing, m.peer, m.tag), landing
+
+    # Receives first, so that the first messages to arrive have a place to go.
+    requests = [comm.Irecv(flat[m.start : m.stop], m.peer, m.tag) for m in planned.copies]
+    in_flight = deque(post(i) for i in range(min(IN_FLIGHT, len(reduces))))
+    sends = [comm.Isend(flat[m.start : m.stop], m.peer, m.tag) for m in planned.sends]
+    for i, m in enumerate(reduces):
+        request, landing = in_flight.popleft()
+        request.Wait()
+        for j in planned.waits[i]:  # the round's sends read the buffer as it was
+            sends[j].Wait()
+        begun = time.perf_counter()
+        reduce_into(flat[m.start : m.stop], landing)
+        if spans is not None:
+            spans[m.part] = (spans.get(m.part, (begun,))[0], time.perf_counter())
+        if i + IN_FLIGHT < len(reduces):
+            in_flight.append(post(i + IN_FLIGHT))  # into the slot just reduced from
+    MPI.Request.Waitall(requests + sends)
+    return time.perf_counter()
 
 
-def _landing_zones(rnd: Round, flat: np.ndarray, scratch: np.ndarray) -> list[np.ndarray]:
-    """Where each receive of ``rnd`` lands: in the buffer (copy) or in scratch (reduce)."""
-    zones = []
-    offset = 0
-    for r in rnd.recvs:
-        if r.reduce:
-            zones.append(scratch[offset : offset + r.count])
-            offset += r.count
-        else:
-            zones.append(flat[r.start : r.stop])
-    return zones
-
-
-def _record(
-    trace: Trace,
+def _events(
     rank: int,
-    k: int,
-    rnd: Round,
+    planned: PlannedRound,
     itemsize: int,
     started: float,
-    arrived: float,
     done: float,
-) -> None:
-    """Messages span [started, arrived]; the round's reductions span [arrived, done]."""
-    for s in rnd.sends:
-        trace.record(
-            Event(rank, k, "send", s.peer, s.chunks, s.count, s.count * itemsize, started, arrived)
+    spans: dict[int, tuple[float, float]],
+) -> list[Event]:
+    """The trace events of one round: one per send and receive of the schedule, and per reduction.
+
+    Messages span [started, done]; a reduction spans its first to last segment.
+    """
+    k, rnd = planned.index, planned.round
+    sent = [m.part for m in planned.sends]
+    received = [m.part for m in planned.copies + planned.reduces]
+    events = []
+    for part, s in enumerate(rnd.sends):
+        pieces, nbytes = sent.count(part), s.count * itemsize
+        events.append(
+            Event(rank, k, "send", s.peer, s.chunks, s.count, nbytes, started, done, pieces)
         )
-    for r in rnd.recvs:
-        nbytes = r.count * itemsize
-        trace.record(Event(rank, k, "recv", r.peer, r.chunks, r.count, nbytes, started, arrived))
+    for part, r in enumerate(rnd.recvs):
+        pieces, nbytes = received.count(part), r.count * itemsize
+        events.append(
+            Event(rank, k, "recv", r.peer, r.chunks, r.count, nbytes, started, done, pieces)
+        )
         if r.reduce:
-            trace.record(Event(rank, k, "reduce", r.peer, r.chunks, r.count, nbytes, arrived, done))
+            begun, ended = spans[part]
+            events.append(
+                Event(rank, k, "reduce", r.peer, r.chunks, r.count, nbytes, begun, ended, pieces)
+            )
+    return events

@@ -2,15 +2,22 @@
 
 If one rank passes 1000 elements and another 999, a collective built from
 point-to-point messages deadlocks or silently corrupts data. So, before the
-first message, every rank shares a small fingerprint of its call (collective,
-element count, dtype, op, algorithm, root) with one ``Allgather`` of a few
-integers, and if any differ, every rank raises the same error naming who
-passed what. Its cost is one small collective per call; benchmarks switch it
-off with ``check=False`` (on every rank alike).
+first message, every rank hashes its call (collective, element count, dtype,
+op, algorithm, root) into one 62-bit number ``h``, and the ranks take the
+maximum of ``(h, -h)`` in one ``Allreduce`` of two integers: they agree
+exactly when the largest ``h`` is also the smallest. Only when they differ do
+they exchange every field (an ``Allgather``), so that every rank raises the
+same error naming who passed what.
+
+Its cost is one tiny collective per call, as long as one short MPI
+``Allreduce``; the hash of a call is computed once and cached. Benchmarks
+switch the check off with ``check=False`` (on every rank alike).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -23,8 +30,30 @@ def _code(value: int | str) -> int:
     return value if isinstance(value, int) else zlib.crc32(value.encode())
 
 
+@functools.cache
+def _mpi_max() -> Any:
+    """``MPI.MAX``, with mpi4py imported on first use: importing minidl.dist must not start MPI."""
+    from mpi4py import MPI
+
+    return MPI.MAX
+
+
+@functools.lru_cache(maxsize=1024)
+def _hash_pair(fields: tuple[tuple[str, int | str], ...]) -> np.ndarray:
+    """``(h, -h)`` for a 62-bit hash ``h`` of ``fields``, read-only and cached.
+
+    Their maximum over the ranks is the largest ``h`` and minus the smallest;
+    62 bits, so that ``-h`` cannot overflow.
+    """
+    digest = hashlib.blake2b(repr(fields).encode(), digest_size=8).digest()
+    h = int.from_bytes(digest, "little") >> 2
+    pair = np.array([h, -h], dtype=np.int64)
+    pair.flags.writeable = False  # shared by every call with these fields
+    return pair
+
+
 def check_agreement(
-    comm: Any, what: str, fields: dict[str, int | str], names: Iterable[str]
+    comm: Any, what: str, fields: tuple[tuple[str, int | str], ...], names: Iterable[str]
 ) -> None:
     """Raise ValueError on every rank of ``comm`` unless all ranks passed equal ``fields``.
 
@@ -37,10 +66,11 @@ def check_agreement(
         The communicator of the collective.
     what : str
         The collective's name, to start the error message with.
-    fields : dict
-        What describes this rank's call, e.g. ``{"collective": "allreduce",
-        "number of elements": 1000, "dtype": "float32", ...}``: integers, or
-        strings, which travel as checksums.
+    fields : tuple of (str, int or str) pairs
+        What describes this rank's call, e.g. ``(("collective", "allreduce"),
+        ("number of elements", 1000), ("dtype", "float32"), ...)``: Python
+        integers or strings. A tuple, not a dict, so that its hash can be
+        cached.
     names : iterable of str
         Strings other ranks may have passed (every known dtype, op and
         algorithm), so that the error can name them, not just their checksum.
@@ -51,14 +81,17 @@ def check_agreement(
         On every rank, if any field differs between ranks: the message lists
         each differing field with the ranks that passed each value.
     """
-    mine = np.array([_code(v) for v in fields.values()], dtype=np.int64)
+    extremes = np.empty(2, dtype=np.int64)
+    comm.Allreduce(_hash_pair(fields), extremes, op=_mpi_max())
+    largest, minus_smallest = extremes.tolist()
+    if largest == -minus_smallest:
+        return
+    mine = np.array([_code(v) for _, v in fields], dtype=np.int64)
     everyone = np.empty((comm.Get_size(), mine.size), dtype=np.int64)
     comm.Allgather(mine, everyone)
-    if (everyone == mine).all():
-        return
-    decode = {_code(s): s for s in (*names, *(v for v in fields.values() if isinstance(v, str)))}
+    decode = {_code(s): s for s in (*names, *(v for _, v in fields if isinstance(v, str)))}
     problems = []
-    for column, (field, value) in enumerate(fields.items()):
+    for column, (field, value) in enumerate(fields):
         column_values = everyone[:, column]
         if (column_values == column_values[0]).all():
             continue
@@ -74,7 +107,7 @@ def check_agreement(
     raise ValueError(
         f"{what} on rank {comm.Get_rank()}: the ranks did not call it alike, so it would "
         "deadlock or give wrong results. Every rank must pass the same "
-        + ", ".join(fields)
+        + ", ".join(field for field, _ in fields)
         + ". They differ in\n  "
         + "\n  ".join(problems)
     )

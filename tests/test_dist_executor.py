@@ -1,0 +1,174 @@
+"""minidl.dist.executor: compiled plans say exactly what the schedules say, in MPI messages.
+
+The MPI executor does not walk the schedule generators on every call: it
+compiles each rank's rounds once into a plan of MPI messages, cutting long
+ones into segments so that the reduction of one overlaps the arrival of the
+next. These tests hold the plans to the schedules without MPI: merged back,
+the segments are the schedule's steps; every segment sent has a receive with
+the same tag and range; and the plans, played message by message on p
+in-memory ranks, give the reference result for p up to 64. The same plans on
+real ranks are tested in test_dist_mpi.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+
+import numpy as np
+import pytest
+from test_dist_simulate import rank_data, reference
+
+from minidl import kernels
+from minidl.dist import ALGORITHMS, OPS, chunk_bounds, schedule
+from minidl.dist.executor import IN_FLIGHT, TAG, Plan, compile_plan, plan_of
+from minidl.dist.schedules import rounds_of
+
+COLLECTIVES = [(c, a) for c, algorithms in ALGORITHMS.items() for a in algorithms]
+SEGMENTS = (1, 3, 64)  # elements: every message cut, some cut unevenly, few cut
+
+
+def plans(collective: str, algorithm: str, p: int, n: int, segment: int, root: int = 0):
+    return [
+        compile_plan(rounds_of(collective, algorithm, p, rank, n, root), segment)
+        for rank in range(p)
+    ]
+
+
+def merged(messages) -> list[tuple[int, int, int]]:
+    """The segments of each schedule step joined again: (peer, start, stop) per step."""
+    steps: dict[int, list] = {}
+    for m in messages:
+        steps.setdefault(m.part, []).append(m)
+    joined = []
+    for part in sorted(steps):
+        pieces = steps[part]
+        for before, after in zip(pieces, pieces[1:]):
+            assert before.stop == after.start and before.tag == after.tag, "segments must tile"
+        joined.append((pieces[0].peer, pieces[0].start, pieces[-1].stop))
+    return joined
+
+
+@pytest.mark.parametrize("segment", SEGMENTS)
+@pytest.mark.parametrize("p", [1, 2, 3, 4, 5, 7, 8, 9])
+@pytest.mark.parametrize("collective, algorithm", COLLECTIVES)
+def test_the_plan_is_the_schedule_cut_into_segments(collective, algorithm, p, segment):
+    for n in sorted({0, 1, p - 1, p, p + 1, 13, 257}):
+        for rank in range(p):
+            rounds = rounds_of(collective, algorithm, p, rank, n, 0)
+            plan = compile_plan(rounds, segment)
+            busy = [k for k, rnd in enumerate(rounds) if rnd.sends or rnd.recvs]
+            assert [planned.index for planned in plan.rounds] == busy
+            for planned in plan.rounds:
+                rnd = rounds[planned.index]
+                assert planned.round is rnd
+                assert merged(planned.sends) == [(s.peer, s.start, s.stop) for s in rnd.sends]
+                received = sorted(planned.copies + planned.reduces, key=lambda m: m.part)
+                assert merged(received) == [(r.peer, r.start, r.stop) for r in rnd.recvs]
+                assert all(rnd.recvs[m.part].reduce for m in planned.reduces)
+                assert not any(rnd.recvs[m.part].reduce for m in planned.copies)
+                for m in planned.sends + planned.copies + planned.reduces:
+                    assert m.stop - m.start <= segment
+                    assert TAG <= m.tag < TAG + len(rnd.sends) + len(rnd.recvs)
+
+
+def test_segments_are_even_and_each_reduction_waits_for_the_sends_it_overwrites():
+    plan = compile_plan(schedule("recursive_doubling", 2, 0, 10).rounds, segment=4)
+    (planned,) = plan.rounds
+    assert [(m.start, m.stop) for m in planned.sends] == [(0, 4), (4, 7), (7, 10)]
+    assert planned.waits == ((0,), (1,), (2,))  # the range sent is the range reduced
+    assert planned.exchange is None and plan.scratch == IN_FLIGHT * 4
+    # The ring never reduces what it sends in the same round: nothing to wait for.
+    ring = compile_plan(schedule("ring", 2, 0, 40).rounds, segment=4)
+    assert all(w == () for w in ring.rounds[0].waits)
+
+
+def test_a_round_of_one_message_each_way_is_an_exchange():
+    plan = compile_plan(schedule("ring", 4, 1, 100).rounds, segment=1000)
+    assert all(planned.exchange is not None for planned in plan.rounds)
+    first = plan.rounds[0].exchange
+    assert (first.send.peer, first.recv.peer, first.reduce) == (2, 0, True)
+    assert not plan.rounds[-1].exchange.reduce  # the allgather copies
+    assert plan.scratch == 25  # one chunk: the ring's O(n / p)
+
+
+@pytest.mark.parametrize("p", [2, 3, 8])
+def test_scratch_is_two_segments_at_most(p):
+    n, segment = 10_000, 64
+    for rank in range(p):
+        plan = compile_plan(schedule("ring", p, rank, n).rounds, segment)
+        assert IN_FLIGHT * (segment - 1) <= plan.scratch <= IN_FLIGHT * segment
+        rd = compile_plan(schedule("recursive_doubling", p, rank, n).rounds, segment)
+        assert rd.scratch <= IN_FLIGHT * segment
+
+
+def test_plans_are_compiled_once_per_call_signature():
+    args = ("allreduce", "ring", 4, 2, 1000, 0, 4, 64)
+    first = plan_of(*args)
+    assert plan_of(*args) is first
+    assert plan_of("allreduce", "ring", 4, 2, 1000, 0, 8, 64) is not first  # float64: new cuts
+    assert isinstance(first, Plan)
+
+
+# --- The plans, played message by message ---------------------------------------
+
+
+def play(all_plans: list[Plan], inputs: list[np.ndarray], op: str) -> list[np.ndarray]:
+    """Run every rank's plan in one process, round by round, one MPI message at a time.
+
+    What MPI guarantees, and no more: a receive takes the oldest message
+    from its peer with its tag, and must be as long as it. All sends of a
+    round read the buffers as the round began (the executor waits for them
+    before it reduces into what they read).
+    """
+    buffers = [x.copy() for x in inputs]
+    rounds = [{planned.index: planned for planned in plan.rounds} for plan in all_plans]
+    last = max((k for ranks in rounds for k in ranks), default=-1)
+    for k in range(last + 1):
+        in_flight: dict[tuple[int, int, int], deque] = defaultdict(deque)
+        for rank, mine in enumerate(rounds):
+            for m in mine[k].sends if k in mine else ():
+                in_flight[rank, m.peer, m.tag].append(buffers[rank][m.start : m.stop].copy())
+        for rank, mine in enumerate(rounds):
+            planned = mine.get(k)
+            if planned is None:
+                continue
+            for messages, reduce in ((planned.copies, False), (planned.reduces, True)):
+                for m in messages:
+                    data = in_flight[m.peer, rank, m.tag].popleft()
+                    assert data.size == m.stop - m.start, f"round {k}: rank {rank}: wrong length"
+                    if reduce:
+                        kernels.reduce_into(op, buffers[rank][m.start : m.stop], data)
+                    else:
+                        buffers[rank][m.start : m.stop] = data
+        assert not any(in_flight.values()), f"round {k}: a message was sent but never received"
+    return buffers
+
+
+@pytest.mark.parametrize("segment", SEGMENTS)
+@pytest.mark.parametrize("p", [1, 2, 3, 5, 8, 17, 64])
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS["allreduce"]))
+def test_played_plans_equal_the_reference(algorithm, p, segment):
+    every_op = list(zip(OPS, (np.float32, np.int64, np.float64, np.int32)))
+    for n in sorted({0, p - 1, p + 1, 3 * p + 2}):
+        for op, dtype in every_op if p <= 8 else every_op[:1]:
+            inputs = rank_data(p, n, dtype, op)
+            outputs = play(plans("allreduce", algorithm, p, n, segment), inputs, op)
+            for rank, out in enumerate(outputs):
+                assert np.array_equal(out.astype(np.float64), reference(inputs, op)), (
+                    f"{algorithm} p={p} n={n} {op} segment={segment}: rank {rank} is wrong"
+                )
+
+
+@pytest.mark.parametrize("p", [2, 3, 7])
+def test_played_plans_of_the_building_blocks(p):
+    n = 5 * p + 2
+    bounds = chunk_bounds(n, p)
+    inputs = rank_data(p, n, np.int64, "sum")
+    scattered = play(plans("reduce_scatter", "ring", p, n, 2), inputs, "sum")
+    for r, out in enumerate(scattered):
+        mine = slice(bounds[r], bounds[r + 1])
+        assert np.array_equal(out[mine], reference(inputs, "sum")[mine])
+    for algorithm in ALGORITHMS["broadcast"]:
+        for root in range(p):
+            got = play(plans("broadcast", algorithm, p, n, 2, root), inputs, "sum")
+            assert all(np.array_equal(out, inputs[root]) for out in got)

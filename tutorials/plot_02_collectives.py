@@ -1,0 +1,215 @@
+"""
+Collectives, step by step
+=========================
+
+Data-parallel training ends every step with an *allreduce*: each rank holds
+its own gradients, and afterwards every rank holds their sum. minidl writes
+each allreduce algorithm once, as a *schedule* that says, round by round,
+what one rank sends to whom and what it receives. This tutorial prints the
+schedule of the ring allreduce, draws it, runs it on 4 and on 64 simulated
+ranks in this one process, prices the algorithms with the alpha-beta-gamma
+cost model, and finally runs them on two real MPI ranks under ``mpiexec`` to
+see how well the model predicts them.
+"""
+
+# %%
+# The ring, as a student reads it
+# -------------------------------
+# The ring cuts the buffer into ``p`` chunks. In each of ``p - 1`` rounds every
+# rank sends one chunk to its right neighbour and reduces the chunk arriving
+# from its left into its own copy (*reduce-scatter*); after that each rank
+# owns one fully reduced chunk, and ``p - 1`` more rounds pass the finished
+# chunks around the ring (*allgather*). :func:`~minidl.dist.schedule` shows
+# one rank's rounds as plain data, here rank 0 of 4 on a buffer of 8 elements:
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from minidl.dist import ALGORITHMS, Calibration, calibration, cost, schedule, simulate
+from minidl.testing import run_mpi
+from minidl.testing.mpi import find_mpiexec
+from minidl.viz import draw_schedule
+
+ring = schedule("ring", 4, 0, 8)
+print(ring)
+
+# %%
+# Each round is a :class:`~minidl.dist.Round` of :class:`~minidl.dist.Send`
+# and :class:`~minidl.dist.Recv` records: a peer, the chunks and their element
+# range, and for a receive whether it is reduced in or copied.
+first = ring.rounds[0]
+print(first.sends[0])
+print(first.recvs[0], "| reduce:", first.recvs[0].reduce)
+
+# %%
+# Drawn for all ranks at once, ranks as rows and rounds as columns, the
+# reduce-scatter is a staircase of solid arrows (reduced in) and the
+# allgather the same staircase dashed (copied in). The numbers are chunks.
+draw_schedule("ring", 4)
+plt.tight_layout()
+
+# %%
+# Recursive doubling is a butterfly instead: in round ``k`` each rank swaps
+# its whole buffer with ``rank XOR 2^k``, so ``lg p`` rounds suffice, but each
+# moves everything.
+draw_schedule("recursive_doubling", 8)
+plt.tight_layout()
+
+# %%
+# Running a schedule without MPI
+# ------------------------------
+# :func:`~minidl.dist.simulate` plays every rank of a schedule in this one
+# process, over one NumPy buffer per rank, and checks that every send has a
+# matching receive. Each rank's input depends on the rank and the index, so a
+# chunk delivered to the wrong place would show.
+p, n = 4, 10
+inputs = [np.arange(n, dtype=np.float64) + 100 * rank for rank in range(p)]
+outputs, trace = simulate("ring", inputs)
+print("rank 0 after:", outputs[0])
+print("expected:    ", np.sum(inputs, axis=0))
+print("every rank agrees:", all(np.array_equal(out, outputs[0]) for out in outputs))
+
+# %%
+# The simulator also returns a :class:`~minidl.dist.Trace`: one event per
+# message sent, received and reduced, counted per rank. Its clock counts
+# rounds. ``trace.to_chrome("ring.json")`` would write it for Perfetto.
+trace.summary()
+
+# %%
+# 64 ranks are as easy, and quick. The ring needs ``2 (p - 1) = 126`` rounds,
+# and each rank sends ``2 (p - 1) / p`` of the buffer, whatever ``p`` is:
+# that is why it is called bandwidth-optimal.
+p, n = 64, 64 * 1000
+inputs = [np.random.default_rng(rank).integers(-100, 100, n) for rank in range(p)]
+started = time.perf_counter()
+outputs, trace = simulate("ring", inputs)
+seconds = time.perf_counter() - started
+stats = trace.stats()[0]
+print(f"simulated {p} ranks in {seconds:.2f} s")
+print("exact on every rank:", all(np.array_equal(out, np.sum(inputs, axis=0)) for out in outputs))
+print(f"rank 0 sent {stats.messages_sent} messages, {stats.elements_sent / n:.3f} n elements")
+print(f"2 (p - 1) / p = {2 * (p - 1) / p:.3f}")
+
+# %%
+# What each algorithm costs, on paper
+# -----------------------------------
+# In the alpha-beta-gamma model a round costs ``alpha`` per message (latency),
+# ``beta`` per byte on the wire and ``gamma`` per byte reduced.
+# :func:`~minidl.dist.cost` walks the schedules of all ranks and adds up, round
+# by round, what the busiest rank does. For the ring on ``p`` ranks the
+# result is the textbook ``2 (p - 1) alpha + 2 (p - 1) / p n beta + (p - 1) /
+# p n gamma``, and recursive doubling costs ``lg p (alpha + n beta + n
+# gamma)``:
+alpha, beta, gamma = 5e-6, 2e-10, 1e-10
+for algorithm in ("ring", "recursive_doubling"):
+    print(algorithm, cost(algorithm, 64, 1 << 20, alpha, beta, gamma))
+
+# %%
+# Priced over buffer sizes, the latency-bound algorithms (few rounds) win for
+# short buffers and the bandwidth-optimal ones (ring, Rabenseifner) for long
+# ones. ``algorithm="auto"`` picks the cheapest this way, with numbers
+# measured on the machine (see below).
+model = Calibration(alpha, beta, gamma)
+sizes = [1 << k for k in range(8, 27, 2)]
+fig, ax = plt.subplots(figsize=(7, 4.5))
+for algorithm in ALGORITHMS["allreduce"]:
+    ax.loglog(sizes, [model.predict(algorithm, 64, s) for s in sizes], "o-", label=algorithm)
+ax.set(xlabel="buffer size (bytes)", ylabel="predicted time (s)")
+ax.set_title(f"allreduce on 64 ranks, alpha={alpha:g} s, beta={beta:g} s/B, gamma={gamma:g} s/B")
+ax.legend()
+fig.tight_layout()
+print("auto picks, by size:", {s: model.choose(64, s) for s in (1 << 10, 1 << 16, 1 << 24)})
+
+# %%
+# On real ranks, against the model
+# --------------------------------
+# The same schedules run on real MPI ranks: :func:`minidl.dist.allreduce`
+# sends with mpi4py's buffer methods and reduces with the compiled kernel.
+# The script below calibrates the model on the machine it runs on
+# (:func:`~minidl.dist.calibrate` times exchanges between ranks 0 and 1 and
+# the reduction kernel), then times the ring, recursive doubling and MPI's own
+# ``Allreduce`` over a range of sizes. It must run under ``mpiexec``;
+# :func:`~minidl.testing.run_mpi` starts it on two ranks with the command a
+# student would type::
+#
+#     mpiexec -n 2 python -m mpi4py script.py
+#
+# and adds a timeout that ends the whole job if anything hangs, and collects
+# what rank 0 hands to :func:`~minidl.testing.report`.
+SCRIPT = """
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from minidl.dist import allreduce, calibrate
+from minidl.testing import report
+
+comm = MPI.COMM_WORLD
+model = calibrate(comm)
+sizes = [1 << k for k in range(10, 23, 2)]  # 1 KiB to 4 MiB
+algorithms = ["ring", "recursive_doubling", "mpi"]
+times = {a: [] for a in algorithms}
+for nbytes in sizes:
+    buf = np.zeros(nbytes // 4, np.float32)
+    loops = {a: [] for a in algorithms}
+    for _ in range(5):  # interleaved, so a busy moment slows every algorithm alike
+        for a in algorithms:
+            repeats = max(1, (1 << 20) // nbytes)
+            comm.Barrier()
+            started = time.perf_counter()
+            for _ in range(repeats):
+                allreduce(buf, algorithm=a, check=False)
+            elapsed = comm.allreduce(time.perf_counter() - started, op=MPI.MAX)
+            loops[a].append(elapsed / repeats)
+    for a in algorithms:
+        times[a].append(float(np.median(loops[a])))
+report({"model": model, "sizes": sizes, "times": times} if comm.rank == 0 else None)
+"""
+
+print("mpiexec:", find_mpiexec())
+job = run_mpi(SCRIPT, 2, timeout=120)
+measured = job.results[0]
+model, sizes, times = measured["model"], measured["sizes"], measured["times"]
+print(model)
+
+# %%
+# The calibrated ``alpha`` includes mpi4py's cost per message, and
+# ``overhead`` is what minidl's Python spends per call whatever the algorithm
+# (checking arguments, finding the compiled plan); the model adds it to every
+# prediction. Measured (solid) against predicted (dashed):
+fig, ax = plt.subplots(figsize=(7, 4.5))
+for i, algorithm in enumerate(["ring", "recursive_doubling"]):
+    colour = f"C{i}"
+    ax.loglog(sizes, times[algorithm], "o-", color=colour, label=f"{algorithm}, measured")
+    guesses = [model.predict(algorithm, 2, s) for s in sizes]
+    ax.loglog(sizes, guesses, "--", color=colour, label=f"{algorithm}, model")
+ax.loglog(sizes, times["mpi"], "s-", color="0.4", label="MPI's own Allreduce")
+ax.set(xlabel="buffer size (bytes)", ylabel="time per allreduce (s)")
+ax.set_title("allreduce on 2 ranks of this machine")
+ax.legend()
+fig.tight_layout()
+
+# %%
+# The same numbers as a table. On two ranks, recursive doubling is one
+# exchange of the whole buffer and the ring two exchanges of half of it, so
+# the ring only pays off once the half of the reduction it saves outweighs its
+# second latency: around ``2 alpha / gamma`` bytes, in the model.
+header = ("size", "ring us", "model", "rec. doubling us", "model", "MPI us")
+print("{:>9} {:>9} {:>7} {:>17} {:>7} {:>8}".format(*header))
+for i, nbytes in enumerate(sizes):
+    ring_t, rd_t, mpi_t = times["ring"][i], times["recursive_doubling"][i], times["mpi"][i]
+    print(
+        f"{nbytes:>9} {ring_t * 1e6:>9.1f} {model.predict('ring', 2, nbytes) * 1e6:>7.1f} "
+        f"{rd_t * 1e6:>17.1f} {model.predict('recursive_doubling', 2, nbytes) * 1e6:>7.1f} "
+        f"{mpi_t * 1e6:>8.1f}"
+    )
+print(f"model crossover, 2 alpha / gamma = {2 * model.alpha / model.gamma / 1024:.0f} KiB")
+
+# %%
+# ``calibrate`` also made this model the one ``algorithm="auto"`` uses, in
+# the job that measured it; in this process ``auto`` still uses the default.
+# To see the numbers on your own machine, or with more ranks, run
+# ``benchmarks/bench_allreduce.py`` under ``mpiexec``.
+print("this process's model for auto:", calibration.current())
