@@ -19,16 +19,22 @@ def world(comm: Any = None) -> Any:
     return MPI.COMM_WORLD
 
 
-def wait_politely(request: Any, first_sleep: float = 2e-5, longest_sleep: float = 1e-3) -> None:
-    """Wait for a non-blocking MPI request without spinning a core.
+def wait_politely(request: Any, spin: float = 5e-5, longest_sleep: float = 2e-4) -> None:
+    """Wait for a non-blocking MPI request without spinning a core for long.
 
     MPICH's blocking waits poll at full speed. That is right when the other
     ranks are about to arrive, but a rank that waits long (for a peer still
     computing its backward) steals the core from its own computing thread, or,
-    oversubscribed, from another rank. Testing with a short, growing sleep in
-    between costs a little latency and frees the core.
+    oversubscribed, from another rank. So: poll for ``spin`` seconds (the
+    peer is usually close), then sleep between polls, a little longer each
+    time up to ``longest_sleep``, which frees the core at a small cost in
+    latency.
     """
-    sleep = first_sleep
+    deadline = time.perf_counter() + spin
+    while time.perf_counter() < deadline:
+        if request.Test():
+            return
+    sleep = 1e-5
     while not request.Test():
         time.sleep(sleep)
         sleep = min(2 * sleep, longest_sleep)

@@ -209,8 +209,11 @@ class DistributedDataParallel(Module):
         bucket.pending -= 1
         if self._worker is not None:
             # Launch in bucket order only, so that every rank starts the same
-            # all-reduces in the same order whatever order hooks fire in.
-            while self._next < len(self.buckets) and self.buckets[self._next].pending == 0:
+            # all-reduces in the same order whatever order hooks fire in. The
+            # last bucket holds the first layer's gradients, the last ones
+            # backward computes: there is nothing left to overlap it with, so
+            # the main thread reduces it at the end instead of handing it over.
+            while self._next < len(self.buckets) - 1 and self.buckets[self._next].pending == 0:
                 self._worker.submit(self.buckets[self._next])
                 self._next += 1
 
@@ -270,12 +273,15 @@ class DistributedDataParallel(Module):
 
     def _reduce(self, bucket: Bucket) -> None:
         """All-reduce one bucket and average it: this rank's part of one message exchange."""
-        # Wait, without spinning, until every rank has this bucket ready:
-        # then the all-reduce itself runs with no one waiting long inside MPI.
+        # Wait, without spinning, until every rank has this bucket ready: then
+        # the all-reduce itself runs with no one waiting long inside MPI. The
+        # first bucket's wait is the step check. Later buckets need one only
+        # while backward still computes (on the communication thread): after
+        # backward the ranks are already in step.
         waited = time.perf_counter()
         if bucket.index == 0:
             self._check_step()
-        else:
+        elif threading.current_thread() is not threading.main_thread():
             wait_politely(self.comm.Ibarrier())
         began = time.perf_counter()
         if self.timeline is not None:
