@@ -82,3 +82,8 @@ def test_unknown_algorithm_is_named():
     result = run_mpi(SCRIPTS / "ddp_failures.py", 1, args=["unknown_algorithm"], timeout=60, check=False)
     assert result.returncode != 0
     assert "unknown all-reduce algorithm 'butterfly'" in result.stderr
+
+
+def test_close_unhooks_the_model():
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["close_unhooks"], timeout=30, check=False)
+    assert result.returncode == 0, result.stderr

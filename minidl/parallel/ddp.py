@@ -134,11 +134,12 @@ class DistributedDataParallel(Module):
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.buckets = assign_buckets(named, bucket_cap_mb * 2**20 if math.isfinite(bucket_cap_mb) else math.inf)
         self._slot_of: dict[int, tuple[Bucket, int]] = {}  # id(param) -> (its bucket, its index there)
+        self._hooks = []
         for bucket in self.buckets:
             for i, (_, p) in enumerate(bucket.params):
                 p.grad = bucket.view(i)
                 self._slot_of[id(p)] = (bucket, i)
-                p.register_post_accumulate_grad_hook(self._grad_ready)
+                self._hooks.append(p.register_post_accumulate_grad_hook(self._grad_ready))
         self._check_same_buckets()
         self._bytes_per_allreduce = [self._bytes_sent_by(b) for b in self.buckets]
         self.stats = CommStats()
@@ -315,7 +316,7 @@ class DistributedDataParallel(Module):
         return stats
 
     def close(self) -> None:
-        """Stop the communication thread and check that every rank ran the same number of steps.
+        """Stop communicating: end the thread, unhook the model, check every rank ran the same steps.
 
         Collective: every rank must call it (it also runs at interpreter exit
         for a DDP never closed). Raises on every rank if some rank skipped a
@@ -325,6 +326,8 @@ class DistributedDataParallel(Module):
             return
         self._closed = True
         atexit.unregister(self._atexit)
+        for handle in self._hooks:  # the model trains on its own again
+            handle.remove()
         if self._worker is not None:
             self._worker.stop()
             self._worker = None

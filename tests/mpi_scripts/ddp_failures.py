@@ -39,3 +39,11 @@ elif case == "raise_on_one_rank":
 
 elif case == "unknown_algorithm":
     DistributedDataParallel(nn.Linear(2, 2), algorithm="butterfly")
+
+elif case == "close_unhooks":
+    model = nn.Linear(4, 2)
+    ddp = DistributedDataParallel(model)
+    F.mse_loss(ddp(minidl.randn(3, 4)), np.zeros((3, 2), np.float32)).backward()
+    ddp.close()
+    if rank == 0:  # after close, the model trains alone: no collective may start
+        F.mse_loss(model(minidl.randn(3, 4)), np.zeros((3, 2), np.float32)).backward()
