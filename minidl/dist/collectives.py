@@ -251,18 +251,30 @@ def _collective(
     checked on every call; the rest of the arguments are checked by
     :func:`_prepare`, whose answer is cached.
     """
-    comm = _intracomm(comm, collective)
+    comm = _world() if comm is None else _intracomm(comm, collective)
     rank, p = comm.Get_rank(), comm.Get_size()
-    flat = _flat_view(buf, collective, rank)
-    if algorithm == AUTO:
-        algorithm = calibration.current().choose(p, flat.nbytes, collective)
-    call = _prepare(
-        collective, algorithm, op, root, p, rank, flat.size, flat.dtype, executor.SEGMENT_BYTES
-    )
+    flags = buf.flags if type(buf) is np.ndarray else None
+    if flags is not None and flags.c_contiguous and flags.writeable:  # the usual case, quickly
+        flat = buf if buf.ndim == 1 else buf.reshape(-1)
+    else:
+        flat = _flat_view(buf, collective, rank)
+    # "auto" depends on the model in use: the key names it (by id: hashing it
+    # costs more; the cached answer holds it, so the id is not reused meanwhile).
+    model = id(calibration.current()) if algorithm == AUTO else 0
+    key = (collective, algorithm, op, root, p, rank, flat.size, flat.dtype, executor.SEGMENT_BYTES, model)
+    try:
+        call = _PREPARED.get(key)
+    except TypeError:  # an unhashable op or algorithm: _prepare names it
+        call = _prepare(*key[:-1])
+    if call is None:
+        call = _prepare(*key[:-1])
+        if len(_PREPARED) >= _PREPARED_MAX:  # a program cycling through sizes: start afresh
+            _PREPARED.clear()
+        _PREPARED[key] = call
     if check:
         check_agreement(comm, collective, call.fields, _names_a_rank_may_pass())
     if call.plan is None:
-        _mpi_builtin(collective, flat, op, call.root, comm)
+        _mpi_builtin(collective, flat, call.mpi_op, call.root, rank, comm)
     else:
         execute(call.plan, flat, op, comm, trace)
         if trace is not None:
@@ -282,14 +294,27 @@ class _Call:
         This rank's compiled schedule; None for MPI's own collective.
     root : int
         The root, as a Python int (0 for collectives without one).
+    mpi_op : mpi4py.MPI.Op or None
+        For MPI's own collective, the op (``MPI.SUM``, ...); else None.
+    model : Calibration or None
+        For ``"auto"``, the model that chose the algorithm; else None.
     """
 
     fields: tuple[tuple[str, int | str], ...]
     plan: Plan | None
     root: int
+    mpi_op: Any = None
+    model: calibration.Calibration | None = None
 
 
-@functools.lru_cache(maxsize=1024)
+_PREPARED: dict[tuple[Any, ...], _Call] = {}
+""":func:`_prepare`'s answers by call signature. A plain dict: on a 1 KiB
+buffer, where MPI's own allreduce takes 6 us, ``functools.lru_cache`` with
+nine arguments cost a third of a microsecond more."""
+
+_PREPARED_MAX = 1024
+
+
 def _prepare(
     collective: str,
     algorithm: str | ScheduleFn,
@@ -301,13 +326,19 @@ def _prepare(
     dtype: np.dtype,
     segment_bytes: int,
 ) -> _Call:
-    """Check the arguments other than the buffer and compile the plan; cached per call signature.
+    """Check the arguments other than the buffer's shape and compile the plan.
 
-    A bad argument raises (exceptions are not cached), so every bad call gets its error.
+    :func:`_collective` keeps the answer in :data:`_PREPARED`. A bad argument
+    raises (exceptions are not kept), so every bad call gets its error.
     """
     where = f"{collective} on rank {rank}"
+    check_dtype(dtype, f"{where}: buf")
     if op is not None:
         check_op(op, where)
+    model = None
+    if algorithm == AUTO:
+        model = calibration.current()
+        algorithm = model.choose(p, n * dtype.itemsize, collective)
     if algorithm == MPI_BUILTIN:
         name = MPI_BUILTIN
     else:
@@ -330,9 +361,10 @@ def _prepare(
         ("root", root),
     )
     if name == MPI_BUILTIN:
-        return _Call(fields, None, root)
+        mpi_op = getattr(_mpi(), op.upper()) if op is not None else None  # MPI.SUM, ...
+        return _Call(fields, None, root, mpi_op, model)
     plan = plan_of(collective, algorithm, p, rank, n, root, dtype.itemsize, segment_bytes)
-    return _Call(fields, plan, root)
+    return _Call(fields, plan, root, None, model)
 
 
 def _names_a_rank_may_pass() -> Iterator[str]:
@@ -356,6 +388,11 @@ def _mpi() -> Any:
     return MPI
 
 
+def _world() -> Any:
+    """``MPI.COMM_WORLD``."""
+    return _mpi().COMM_WORLD
+
+
 def _intracomm(comm: Any, collective: str) -> Any:
     """``comm``, or ``MPI.COMM_WORLD`` for None, after checking it is an intra-communicator."""
     MPI = _mpi()
@@ -375,9 +412,7 @@ def _flat_view(buf: np.ndarray, collective: str, rank: int) -> np.ndarray:
         raise TypeError(
             f"{collective} on rank {rank}: buf must be a NumPy array, got {type(buf).__name__}"
         )
-    if buf.dtype not in _SUPPORTED:
-        check_dtype(buf.dtype, f"{collective} on rank {rank}: buf")
-    flags = buf.flags
+    flags = buf.flags  # the dtype is checked by _prepare, once per call signature
     if not flags.c_contiguous:
         raise ValueError(
             f"{collective} on rank {rank}: buf (shape {buf.shape}, strides {buf.strides}) is not "
@@ -392,14 +427,11 @@ def _flat_view(buf: np.ndarray, collective: str, rank: int) -> np.ndarray:
     return buf if buf.ndim == 1 else buf.reshape(-1)
 
 
-_SUPPORTED = frozenset(DTYPES)  # a set: checking a dtype is one hash
-
-
-def _mpi_builtin(collective: str, flat: np.ndarray, op: str | None, root: int, comm: Any) -> None:
-    """The same collective, in place, done by MPI's own implementation."""
+def _mpi_builtin(
+    collective: str, flat: np.ndarray, mpi_op: Any, root: int, rank: int, comm: Any
+) -> None:
+    """The same collective, in place, done by MPI's own implementation with ``mpi_op``."""
     MPI = _mpi()
-    mpi_op = getattr(MPI, op.upper()) if op is not None else None  # MPI.SUM, MPI.MAX, ...
-    rank = comm.Get_rank()
     if collective == "allreduce":
         comm.Allreduce(MPI.IN_PLACE, flat, op=mpi_op)
     elif collective == "broadcast":

@@ -43,7 +43,7 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -73,6 +73,11 @@ trace) or to tune it for a machine. Every rank must use the same value."""
 
 IN_FLIGHT = 2
 """Segments of a reduced message posted ahead: one being reduced, one arriving."""
+
+POOLED_SCRATCH_BYTES = 64 << 10
+"""Scratch up to this size is kept with its plan for the next call; longer
+scratch is allocated per call, which costs little next to the messages that
+need it."""
 
 REDUCE_KERNELS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "sum": kernels.add_into,
@@ -108,6 +113,9 @@ class Exchange(NamedTuple):
     """The message in."""
     reduce: bool
     """Whether the message in is reduced into the buffer (else copied there)."""
+    whole: tuple[bool, bool]
+    """Whether the message out, and the message in, span the whole buffer: then
+    they need no slice of it (slicing costs as much as a 1 KiB copy)."""
 
 
 @dataclass(frozen=True)
@@ -156,14 +164,19 @@ class Plan:
     rounds : tuple of PlannedRound
         The rounds in which this rank sends or receives; idle rounds are left out.
     scratch : int
-        Elements of scratch :func:`execute` allocates for the reduced messages.
+        Elements of scratch :func:`execute` needs for the reduced messages.
+    spare : dict
+        A scratch array of up to :data:`POOLED_SCRATCH_BYTES` per dtype, that
+        an earlier call gave back for the next one: allocating costs as much
+        as a short message. A call in another thread meanwhile allocates its own.
     """
 
     rounds: tuple[PlannedRound, ...]
     scratch: int
+    spare: dict[np.dtype, np.ndarray] = field(default_factory=dict, compare=False)
 
 
-def compile_plan(rounds: Sequence[Round], segment: int) -> Plan:
+def compile_plan(rounds: Sequence[Round], segment: int, n: int | None = None) -> Plan:
     """Compile one rank's ``rounds`` into a :class:`Plan` with segments of ``segment`` elements.
 
     Parameters
@@ -174,6 +187,9 @@ def compile_plan(rounds: Sequence[Round], segment: int) -> Plan:
         The longest message, in elements; longer ones are cut into the fewest
         segments of at most this length, split evenly (as
         :func:`~minidl.dist.chunking.chunk_bounds` splits a buffer).
+    n : int, optional
+        The number of elements of the buffer, if known: an exchange of the
+        whole buffer then skips slicing it.
 
     Returns
     -------
@@ -207,7 +223,9 @@ def compile_plan(rounds: Sequence[Round], segment: int) -> Plan:
         slot = max((r.stop - r.start for r in reduces), default=0)
         exchange = None
         if len(sends) == 1 and len(received) == 1:
-            exchange = Exchange(sends[0], received[0], bool(reduces))
+            (out, into), size = (sends[0], received[0]), n if n is not None else -1
+            whole = (out.stop - out.start == size, into.stop - into.start == size)
+            exchange = Exchange(out, into, bool(reduces), whole)
         planned.append(PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot))
     scratch = max((r.slot * min(IN_FLIGHT, len(r.reduces)) for r in planned), default=0)
     return Plan(tuple(planned), scratch)
@@ -244,7 +262,7 @@ def plan_of(
     of one element in bytes, and :data:`SEGMENT_BYTES`.
     """
     rounds = rounds_of(collective, algorithm, p, rank, n, root)
-    return compile_plan(rounds, max(1, segment_bytes // itemsize))
+    return compile_plan(rounds, max(1, segment_bytes // itemsize), n)
 
 
 def execute(
@@ -272,17 +290,31 @@ def execute(
         (not per segment), timed with :func:`time.perf_counter`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
-    scratch = np.empty(plan.scratch, flat.dtype)
-    rank = comm.Get_rank() if trace is not None else -1
-    for planned in plan.rounds:
-        run = _pipelined if planned.exchange is None else _exchange
-        if trace is None:
-            run(planned, flat, scratch, reduce_into, comm, None)
-        else:
+    scratch = plan.spare.pop(flat.dtype, None)  # atomic: two threads never share one
+    if scratch is None:
+        scratch = np.empty(plan.scratch, flat.dtype)
+    if trace is None:
+        for planned in plan.rounds:
+            if planned.exchange is None:
+                _pipelined(planned, flat, scratch, reduce_into, comm, None)
+                continue
+            # _exchange without the trace, inline: on a short buffer each call shows.
+            (to, a, b, out_tag, _), (source, c, d, in_tag, _), reduce, whole = planned.exchange
+            into = flat if whole[1] else flat[c:d]
+            landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
+            comm.Sendrecv(flat if whole[0] else flat[a:b], to, out_tag, landing, source, in_tag)
+            if reduce:
+                reduce_into(into, landing)
+    else:
+        rank = comm.Get_rank()
+        for planned in plan.rounds:
+            run = _pipelined if planned.exchange is None else _exchange
             spans: dict[int, tuple[float, float]] = {}
             started = time.perf_counter()
             done = run(planned, flat, scratch, reduce_into, comm, spans)
             trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
+    if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
+        plan.spare[flat.dtype] = scratch
 
 
 def _exchange(
@@ -291,24 +323,23 @@ def _exchange(
     scratch: np.ndarray,
     reduce_into: Callable[..., Any] | None,
     comm: Any,
-    spans: dict[int, tuple[float, float]] | None,
+    spans: dict[int, tuple[float, float]],
 ) -> float:
     """One message each way in one ``Sendrecv``, then the reduction, if any.
 
     Returns when the messages were done; the reduction's span goes into
-    ``spans`` (by the receive's position in its round) when it is a dict.
+    ``spans`` (by the receive's position in its round). :func:`execute` does
+    the same inline when it keeps no trace.
     """
     # Unpacked in one step: on a short buffer, each attribute look-up shows.
-    (to, a, b, out_tag, _), (source, c, d, in_tag, part), reduce = planned.exchange
-    if not reduce:
-        comm.Sendrecv(flat[a:b], to, out_tag, flat[c:d], source, in_tag)
-        return time.perf_counter()
-    landing = scratch[: d - c]
-    comm.Sendrecv(flat[a:b], to, out_tag, landing, source, in_tag)
+    (to, a, b, out_tag, _), (source, c, d, in_tag, part), reduce, whole = planned.exchange
+    into = flat if whole[1] else flat[c:d]
+    landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
+    comm.Sendrecv(flat if whole[0] else flat[a:b], to, out_tag, landing, source, in_tag)
     # Reduce only now: recursive doubling reduces into the range it has just sent.
     arrived = time.perf_counter()
-    reduce_into(flat[c:d], landing)
-    if spans is not None:
+    if reduce:
+        reduce_into(into, landing)
         spans[part] = (arrived, time.perf_counter())
     return arrived
 

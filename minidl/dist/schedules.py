@@ -60,7 +60,7 @@ def resolve(collective: str, algorithm: str | ScheduleFn) -> tuple[str, Schedule
     if callable(algorithm):
         return getattr(algorithm, "__name__", repr(algorithm)), algorithm
     known = ALGORITHMS[collective]
-    if algorithm not in known:
+    if not isinstance(algorithm, str) or algorithm not in known:
         raise ValueError(
             f"unknown {collective} algorithm {algorithm!r}; expected one of {tuple(known)}"
         )
