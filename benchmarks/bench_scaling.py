@@ -36,11 +36,15 @@ HERE = os.path.abspath(__file__)
 
 def worker(args: argparse.Namespace) -> None:
     """One configuration under mpiexec: time epochs, report rank 0's numbers as one JSON line."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(args.blas_threads, user_api="blas")
     import numpy as np
     from mpi4py import MPI
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    # After importing NumPy: before, no BLAS is loaded and the limit binds nothing.
+    threadpool_limits(args.blas_threads, user_api="blas")
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    if blas != [args.blas_threads]:
+        raise SystemExit(f"asked for {args.blas_threads} BLAS threads, NumPy's BLAS has {blas}")
 
     import minidl
     import minidl.functional as F

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
+
+SPIN_SHORT = 5e-5
+"""Seconds a wait polls before it starts sleeping, when sleeping is the better use of the core."""
+
+SPIN_LONG = 5e-3
+"""Seconds a wait polls before sleeping when the waiting thread has nothing
+else to do and the rank owns a core. A peer is usually less than a few
+milliseconds behind; a sleeping waiter notices it up to a sleep late, and the
+peer, already inside the all-reduce, waits that long for it (measured on
+lenet, 2 ranks: DDP's communication per step 0.45 ms with short spins, 0.18 ms
+with long ones)."""
 
 
 def world(comm: Any = None) -> Any:
@@ -19,7 +31,7 @@ def world(comm: Any = None) -> Any:
     return MPI.COMM_WORLD
 
 
-def wait_politely(request: Any, spin: float = 5e-5, longest_sleep: float = 2e-4) -> None:
+def wait_politely(request: Any, spin: float = SPIN_SHORT, longest_sleep: float = 2e-4) -> None:
     """Wait for a non-blocking MPI request without spinning a core for long.
 
     MPICH's blocking waits poll at full speed. That is right when the other
@@ -28,7 +40,8 @@ def wait_politely(request: Any, spin: float = 5e-5, longest_sleep: float = 2e-4)
     oversubscribed, from another rank. So: poll for ``spin`` seconds (the
     peer is usually close), then sleep between polls, a little longer each
     time up to ``longest_sleep``, which frees the core at a small cost in
-    latency.
+    latency. Pass ``spin=SPIN_LONG`` when nothing else needs the core (see
+    :func:`ranks_have_own_cores`).
     """
     deadline = time.perf_counter() + spin
     while time.perf_counter() < deadline:
@@ -38,3 +51,22 @@ def wait_politely(request: Any, spin: float = 5e-5, longest_sleep: float = 2e-4)
     while not request.Test():
         time.sleep(sleep)
         sleep = min(2 * sleep, longest_sleep)
+
+
+def ranks_have_own_cores(comm: Any) -> bool:
+    """Whether each rank of ``comm`` on this machine can have a core of its own.
+
+    Collective. Counts the ranks sharing this rank's node (MPI's
+    ``COMM_TYPE_SHARED`` split) against the cores this process may run on.
+    When they fit, a rank that waits with nothing else to do may poll instead
+    of sleeping; oversubscribed, polling would take the core from another rank.
+    """
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        ranks_here = node.Get_size()
+    finally:
+        node.Free()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ranks_here <= cores

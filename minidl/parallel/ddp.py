@@ -35,7 +35,7 @@ from minidl.autograd.tensor import Tensor
 from minidl.dist import ALGORITHMS, Trace, allreduce, schedule
 from minidl.nn.module import Module
 from minidl.parallel.buckets import Bucket, assign_buckets
-from minidl.parallel.comm import wait_politely, world
+from minidl.parallel.comm import SPIN_LONG, SPIN_SHORT, ranks_have_own_cores, wait_politely, world
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture
 from minidl.parallel.timeline import Timeline
 
@@ -130,6 +130,8 @@ class DistributedDataParallel(Module):
 
         check_same_architecture(model, comm)
         broadcast_parameters(model, root=0, comm=comm)
+        # How long the main thread polls for its peers before sleeping (see _reduce).
+        self._spin = SPIN_LONG if self.world_size > 1 and ranks_have_own_cores(comm) else SPIN_SHORT
 
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.buckets = assign_buckets(named, bucket_cap_mb * 2**20 if math.isfinite(bucket_cap_mb) else math.inf)
@@ -255,7 +257,7 @@ class DistributedDataParallel(Module):
                     f"buckets, rank 0 {everyone[0][0]!r} with {len(everyone[0][1])}: pass the same algorithm "
                     "and bucket_cap_mb on every rank")
 
-    def _check_step(self, phase: int = 0) -> None:
+    def _check_step(self, phase: int = 0, spin: float = SPIN_SHORT) -> None:
         """Make sure every rank is at the same step: a rank that skipped one must fail, not hang.
 
         Every synchronised pass starts with this tiny exchange (``phase`` 0),
@@ -265,7 +267,7 @@ class DistributedDataParallel(Module):
         """
         mine = np.array([self._step, phase], dtype=np.int64)
         everyone = np.empty((self.world_size, 2), dtype=np.int64)
-        wait_politely(self.comm.Iallgather(mine, everyone))
+        wait_politely(self.comm.Iallgather(mine, everyone), spin)
         if (everyone != everyone[0]).any():
             listing = ", ".join(
                 f"rank {r}: {'finished after' if ph else 'at'} step {s}" for r, (s, ph) in enumerate(everyone))
@@ -274,15 +276,19 @@ class DistributedDataParallel(Module):
 
     def _reduce(self, bucket: Bucket) -> None:
         """All-reduce one bucket and average it: this rank's part of one message exchange."""
-        # Wait, without spinning, until every rank has this bucket ready: then
-        # the all-reduce itself runs with no one waiting long inside MPI. The
-        # first bucket's wait is the step check. Later buckets need one only
-        # while backward still computes (on the communication thread): after
-        # backward the ranks are already in step.
+        # Wait until every rank has this bucket ready: then the all-reduce
+        # itself runs with no one waiting long inside MPI. The first bucket's
+        # wait is the step check. Later buckets need one only while backward
+        # still computes (on the communication thread): after backward the
+        # ranks are already in step. The communication thread soon sleeps
+        # between polls, leaving the core to backward; the main thread, with
+        # nothing left to compute, polls on if this rank has a core to itself,
+        # so that it joins the all-reduce the moment the last peer does.
         waited = time.perf_counter()
+        on_main = threading.current_thread() is threading.main_thread()
         if bucket.index == 0:
-            self._check_step()
-        elif threading.current_thread() is not threading.main_thread():
+            self._check_step(spin=self._spin if on_main else SPIN_SHORT)
+        elif not on_main:
             wait_politely(self.comm.Ibarrier())
         began = time.perf_counter()
         if self.timeline is not None:
