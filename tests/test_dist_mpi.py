@@ -321,3 +321,75 @@ def test_an_exception_on_one_rank_ends_the_job_quickly():
 def test_importing_minidl_does_not_start_mpi():
     code = "import sys, minidl, minidl.dist; assert 'mpi4py' not in sys.modules, 'mpi4py imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+NONBLOCKING = """
+    import sys
+    import time
+
+    import numpy as np
+    from mpi4py import MPI
+
+    sys.path.insert(0, sys.argv[1])
+    from test_dist_simulate import rank_data, reference
+
+    from minidl.dist import ALGORITHMS, CollectiveRequest, Trace, executor, iallreduce
+    from minidl.testing import report
+
+    comm = MPI.COMM_WORLD
+    rank, p = comm.rank, comm.size
+    failures, polls = [], {}
+    executor.SEGMENT_BYTES = 4096  # long buffers take many steps: many chances to interleave
+    for algorithm in [*ALGORITHMS["allreduce"], "mpi"]:
+        for n, op, dtype in [(0, "sum", np.int32), (p + 1, "max", np.int64), (5003, "sum", np.int64),
+                             (20011, "prod", np.float64)]:
+            inputs = rank_data(p, n, dtype, op)
+            buf = inputs[rank].copy()
+            request = iallreduce(buf, op, algorithm)
+            assert isinstance(request, CollectiveRequest)
+            tests = 0
+            while not request.test():  # "compute" between polls, a different while on each rank
+                time.sleep(1e-5 * (rank + 1))
+                tests += 1
+            polls[f"{algorithm} n={n}"] = tests
+            if request.wait() is not buf or not request.done:
+                failures.append(f"{algorithm}: wait() must return the buffer, done")
+            if not np.array_equal(buf, reference(inputs, op).astype(dtype)):
+                failures.append(f"iallreduce {algorithm} {op} n={n}: rank {rank} wrong result")
+    # wait() alone, and a trace of the same events as the blocking call's.
+    inputs = rank_data(p, 9000, np.float32, "sum")
+    trace = Trace()
+    buf = inputs[rank].copy()
+    iallreduce(buf, algorithm="ring", trace=trace).wait()
+    if not np.array_equal(buf, reference(inputs, "sum").astype(np.float32)):
+        failures.append("iallreduce ring: wait() alone gave a wrong result")
+    sends = [e for e in trace.events if e.kind == "send"]
+    if p > 1 and len(sends) != 2 * (p - 1):
+        failures.append(f"traced ring: {len(sends)} sends, not 2 (p - 1)")
+    report({"failures": failures, "polls": polls})
+"""
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 4])
+def test_iallreduce_moves_on_between_tests_and_equals_numpy(p):
+    job = run_mpi(NONBLOCKING, p, args=[TESTS], timeout=120)
+    failures = [f for r in job.results for f in r["failures"]]
+    assert not failures, "\n".join(failures[:20])
+    if p > 1:  # long buffers were not finished by the call that started them
+        assert any(count > 0 for count in job.results[0]["polls"].values())
+
+
+def test_iallreduce_checks_the_call_like_allreduce():
+    code = """
+        import numpy as np
+        from mpi4py import MPI
+        from minidl.dist import iallreduce
+        from minidl.testing import report
+        n = 10 if MPI.COMM_WORLD.rank == 0 else 11
+        try:
+            iallreduce(np.zeros(n, np.float32)).wait()
+        except ValueError as exc:
+            report(str(exc))
+    """
+    job = run_mpi(code, 2, timeout=60)
+    assert all("number of elements" in message for message in job.results)

@@ -1,5 +1,6 @@
 """Data parallelism on real ranks: DDP equals one process, and fails loudly, never hangs."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,17 @@ def test_unknown_algorithm_is_named():
 def test_close_unhooks_the_model():
     result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["close_unhooks"], timeout=30, check=False)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_ranks_have_own_cores_counts_the_ranks_on_this_machine_against_its_cores(p):
+    code = """
+        import os
+        from mpi4py import MPI
+        from minidl.parallel.comm import ranks_have_own_cores
+        from minidl.testing import report
+        report(ranks_have_own_cores(MPI.COMM_WORLD))
+    """
+    results = run_mpi(code, p, timeout=60).results
+    cores = len(os.sched_getaffinity(0))
+    assert results == [p <= cores] * p

@@ -4,7 +4,8 @@ Every algorithm is written once, as a *schedule*: a generator that says, for
 one rank, what it sends and receives in each round (:mod:`minidl.dist.steps`).
 Three engines run the same schedules without knowing which algorithm they run:
 
-- :func:`allreduce` and the other collectives run them on real MPI ranks;
+- :func:`allreduce` and the other collectives run them on real MPI ranks
+  (:func:`iallreduce` without blocking);
 - :func:`simulate` runs them in one process over ``p`` in-memory buffers;
 - :func:`cost` prices them with the alpha-beta-gamma model.
 
@@ -21,7 +22,15 @@ when first called.
 from minidl.dist.calibration import Calibration, calibrate
 from minidl.dist.checks import DTYPES, OPS
 from minidl.dist.chunking import chunk_bounds, chunk_range
-from minidl.dist.collectives import allgather, allreduce, broadcast, reduce, reduce_scatter
+from minidl.dist.collectives import (
+    CollectiveRequest,
+    allgather,
+    allreduce,
+    broadcast,
+    iallreduce,
+    reduce,
+    reduce_scatter,
+)
 from minidl.dist.cost import Cost, cost
 from minidl.dist.schedules import ALGORITHMS, Schedule, schedule
 from minidl.dist.simulate import ScheduleError, Simulation, simulate
@@ -33,6 +42,7 @@ __all__ = [
     "DTYPES",
     "OPS",
     "Calibration",
+    "CollectiveRequest",
     "Cost",
     "Event",
     "RankStats",
@@ -52,6 +62,7 @@ __all__ = [
     "chunk_range",
     "copy_from",
     "cost",
+    "iallreduce",
     "reduce",
     "reduce_from",
     "reduce_scatter",

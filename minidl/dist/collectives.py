@@ -26,7 +26,7 @@ import numpy as np
 from minidl.dist import calibration, executor
 from minidl.dist.checks import DTYPES, OPS, check_dtype, check_op
 from minidl.dist.chunking import chunk_bounds
-from minidl.dist.executor import Plan, execute, plan_of
+from minidl.dist.executor import Plan, execute, plan_of, start, until_done
 from minidl.dist.fingerprint import check_agreement
 from minidl.dist.schedules import ALGORITHMS, ROOTED, resolve
 from minidl.dist.steps import ScheduleFn
@@ -104,6 +104,103 @@ def allreduce(
     return buf
 
 
+def iallreduce(
+    buf: np.ndarray,
+    op: str = "sum",
+    algorithm: str | ScheduleFn = "ring",
+    comm: Any = None,
+    trace: Trace | None = None,
+    *,
+    check: bool = True,
+) -> CollectiveRequest:
+    """Start :func:`allreduce` without waiting for it: MPI's ``MPI_Iallreduce``.
+
+    The first messages are posted before it returns. The returned request
+    moves the rest along each time its :meth:`~CollectiveRequest.test` is
+    called, and :meth:`~CollectiveRequest.wait` finishes it. In between, the
+    caller computes: this is how
+    :class:`~minidl.parallel.DistributedDataParallel` overlaps gradient
+    all-reduces with backward, without a thread. Do not touch ``buf`` until
+    the request is done. Start non-blocking collectives on a communicator in
+    the same order on every rank, and only one of minidl's at a time per
+    communicator (their messages use the same tags; ``comm.Dup()`` gives
+    each its own).
+
+    Parameters
+    ----------
+    buf, op, algorithm, comm, trace, check
+        As in :func:`allreduce`. The check, when on, is done before this
+        returns, with one blocking exchange.
+
+    Returns
+    -------
+    CollectiveRequest
+
+    Examples
+    --------
+    Under ``mpiexec -n 2 python -m mpi4py``::
+
+        request = iallreduce(grad)
+        ...                          # compute something else
+        request.wait()               # grad now holds the sum over the ranks
+    """
+    return _collective("allreduce", buf, op, algorithm, 0, comm, trace, check, blocking=False)[2]
+
+
+class CollectiveRequest:
+    """A collective started without blocking (see :func:`iallreduce`).
+
+    Parameters
+    ----------
+    steps : iterator
+        The collective as a generator of the MPI requests it waits on (see
+        :func:`minidl.dist.executor.start`); each ``next()`` takes it as far
+        as it can go without blocking.
+    buf : numpy.ndarray
+        The buffer it works in, returned by :meth:`wait`.
+
+    Attributes
+    ----------
+    buf : numpy.ndarray
+        The buffer; it holds the result once :attr:`done`.
+    """
+
+    def __init__(self, steps: Iterator[Any], buf: np.ndarray) -> None:
+        self._steps = steps
+        self._waiting: Any = None
+        self._done = False
+        self.buf = buf
+        self.test()  # post the first messages now
+
+    @property
+    def done(self) -> bool:
+        """Whether the collective has finished (as of the last :meth:`test` or :meth:`wait`)."""
+        return self._done
+
+    def test(self) -> bool:
+        """Move the collective along as far as it goes without blocking; True once it is done."""
+        if not self._done:
+            try:
+                self._waiting = next(self._steps)
+            except StopIteration:
+                self._done, self._waiting = True, None
+        return self._done
+
+    def wait(self) -> np.ndarray:
+        """Block until the collective is done; returns the buffer."""
+        while not self.test():
+            self._waiting.Wait()
+        return self.buf
+
+    # mpi4py's spelling, so that code written for MPI requests can wait on this one too.
+    Test = test
+    Wait = wait
+
+    def __repr__(self) -> str:
+        state = "done" if self._done else "in progress"
+        return f"<CollectiveRequest {state}, {self.buf.size} x {self.buf.dtype}>"
+
+
 def reduce_scatter(
     buf: np.ndarray,
     op: str = "sum",
@@ -132,7 +229,7 @@ def reduce_scatter(
     numpy.ndarray
         This rank's chunk: a 1-D view into ``buf``.
     """
-    flat, comm = _collective("reduce_scatter", buf, op, algorithm, 0, comm, trace, check)
+    flat, comm, _ = _collective("reduce_scatter", buf, op, algorithm, 0, comm, trace, check)
     bounds = chunk_bounds(flat.size, comm.Get_size())
     rank = comm.Get_rank()
     return flat[bounds[rank] : bounds[rank + 1]]
@@ -242,11 +339,12 @@ def _collective(
     comm: Any,
     trace: Trace | None,
     check: bool,
-) -> tuple[np.ndarray, Any]:
-    """Check the call, agree on it across ranks, and run it.
+    blocking: bool = True,
+) -> tuple[np.ndarray, Any, CollectiveRequest | None]:
+    """Check the call, agree on it across ranks, and run it (or start it, if not ``blocking``).
 
-    Returns the flat view of ``buf`` that was reduced in place, and the
-    communicator. Every call of every collective comes through here, and on a
+    Returns the flat view of ``buf`` that was reduced in place, the
+    communicator, and the request of a collective started without blocking. Every call of every collective comes through here, and on a
     short buffer each microsecond of Python shows, so only the buffer is
     checked on every call; the rest of the arguments are checked by
     :func:`_prepare`, whose answer is cached.
@@ -273,13 +371,19 @@ def _collective(
         _PREPARED[key] = call
     if check:
         check_agreement(comm, collective, call.fields, _names_a_rank_may_pass())
+    if trace is not None:
+        trace.comm = comm
+    if not blocking:
+        if call.plan is None:  # only allreduce starts without blocking
+            steps = until_done(comm.Iallreduce(_mpi().IN_PLACE, flat, op=call.mpi_op))
+        else:
+            steps = start(call.plan, flat, op, comm, trace)
+        return flat, comm, CollectiveRequest(steps, buf)
     if call.plan is None:
         _mpi_builtin(collective, flat, call.mpi_op, call.root, rank, comm)
     else:
         execute(call.plan, flat, op, comm, trace)
-        if trace is not None:
-            trace.comm = comm
-    return flat, comm
+    return flat, comm, None
 
 
 @dataclass(frozen=True)

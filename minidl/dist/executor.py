@@ -11,15 +11,20 @@ The executor knows nothing about algorithms. It works in two steps:
    the same bucket every step walks the schedule generator once, not every
    step: looping over :class:`~minidl.dist.steps.Round` objects costs
    microseconds per round, as much as a short message itself.
-2. :func:`execute` runs a plan on one buffer. Data always moves as raw NumPy
+2. :func:`execute` runs a plan on one buffer, blocking until it is done;
+   :func:`start` runs it without blocking, as a generator that yields each
+   MPI request it waits on, so that its caller can compute meanwhile (MPI's
+   ``MPI_Iallreduce``, written in Python). Data always moves as raw NumPy
    buffers (``Sendrecv``, ``Isend``/``Irecv``), never pickled, and is reduced
    by the compiled kernel of :mod:`minidl.kernels`.
 
 Two kinds of round
 ------------------
 *Exchange*: one message out, one in (every round of the ring and the
-butterfly on short buffers). One ``Sendrecv``, which MPI pairs without
-deadlock, then the reduction.
+butterfly on short buffers). :func:`execute` does it with one ``Sendrecv``,
+which MPI pairs without deadlock, then the reduction: the fewest Python steps
+for a short message. With a trace, or started without blocking, it is done
+as a pipelined round of one message each way.
 
 *Pipelined*: everything else. A message longer than :data:`SEGMENT_BYTES`
 travels as segments. Receives that copy land straight in the buffer; receives
@@ -34,7 +39,8 @@ whole chunk of a long buffer would not.
 Memory: scratch holds one message of an exchange round, or ``IN_FLIGHT``
 segments of a pipelined one: never more than the longest reduced message
 (``ceil(n / p)`` elements for the ring), nor more than 2 MiB. It is
-allocated once per call.
+allocated once per call, or kept with the plan for the next call when it is
+short (:data:`POOLED_SCRATCH_BYTES`).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -296,9 +302,12 @@ def execute(
     if trace is None:
         for planned in plan.rounds:
             if planned.exchange is None:
-                _pipelined(planned, flat, scratch, reduce_into, comm, None)
+                for request in _pipelined(planned, flat, scratch, reduce_into, comm, None):
+                    request.Wait()
                 continue
-            # _exchange without the trace, inline: on a short buffer each call shows.
+            # A round of one message each way: one Sendrecv, which MPI pairs
+            # without deadlock, then the reduction (only then: recursive
+            # doubling reduces into the range it has just sent).
             (to, a, b, out_tag, _), (source, c, d, in_tag, _), reduce, whole = planned.exchange
             into = flat if whole[1] else flat[c:d]
             landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
@@ -306,42 +315,56 @@ def execute(
             if reduce:
                 reduce_into(into, landing)
     else:
-        rank = comm.Get_rank()
-        for planned in plan.rounds:
-            run = _pipelined if planned.exchange is None else _exchange
-            spans: dict[int, tuple[float, float]] = {}
-            started = time.perf_counter()
-            done = run(planned, flat, scratch, reduce_into, comm, spans)
-            trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
+        for request in _traced(plan, flat, scratch, reduce_into, comm, trace):
+            request.Wait()
     if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
         plan.spare[flat.dtype] = scratch
 
 
-def _exchange(
-    planned: PlannedRound,
+def start(
+    plan: Plan,
+    flat: np.ndarray,
+    op: str | None,
+    comm: Any,
+    trace: Trace | None = None,
+) -> Iterator[Any]:
+    """Perform ``plan`` without blocking: a generator of the MPI requests it waits on.
+
+    Each ``next()`` runs the plan as far as it can go (posting messages,
+    reducing what has arrived) and yields the MPI request it must wait for
+    next; when it stops, ``flat`` holds the result. Whoever drives it may do
+    other work between two ``next()`` calls (backward, in
+    :class:`~minidl.parallel.DistributedDataParallel`) or call ``Wait()`` on
+    the request yielded; :class:`~minidl.dist.collectives.CollectiveRequest`
+    does both. Parameters as in :func:`execute`.
+    """
+    reduce_into = REDUCE_KERNELS[op] if op is not None else None
+    scratch = np.empty(plan.scratch, flat.dtype)  # its own: it lives as long as the request
+    return _traced(plan, flat, scratch, reduce_into, comm, trace)
+
+
+def _traced(
+    plan: Plan,
     flat: np.ndarray,
     scratch: np.ndarray,
     reduce_into: Callable[..., Any] | None,
     comm: Any,
-    spans: dict[int, tuple[float, float]],
-) -> float:
-    """One message each way in one ``Sendrecv``, then the reduction, if any.
+    trace: Trace | None,
+) -> Iterator[Any]:
+    """Every round of ``plan`` as non-blocking messages, recorded into ``trace`` if given."""
+    rank = comm.Get_rank() if trace is not None else -1
+    for planned in plan.rounds:
+        spans: dict[int, tuple[float, float]] | None = {} if trace is not None else None
+        started = time.perf_counter()
+        done = yield from _pipelined(planned, flat, scratch, reduce_into, comm, spans)
+        if trace is not None:
+            trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
 
-    Returns when the messages were done; the reduction's span goes into
-    ``spans`` (by the receive's position in its round). :func:`execute` does
-    the same inline when it keeps no trace.
-    """
-    # Unpacked in one step: on a short buffer, each attribute look-up shows.
-    (to, a, b, out_tag, _), (source, c, d, in_tag, part), reduce, whole = planned.exchange
-    into = flat if whole[1] else flat[c:d]
-    landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
-    comm.Sendrecv(flat if whole[0] else flat[a:b], to, out_tag, landing, source, in_tag)
-    # Reduce only now: recursive doubling reduces into the range it has just sent.
-    arrived = time.perf_counter()
-    if reduce:
-        reduce_into(into, landing)
-        spans[part] = (arrived, time.perf_counter())
-    return arrived
+
+def until_done(request: Any) -> Iterator[Any]:
+    """Yield ``request`` until it has completed (``Test`` frees it once it has)."""
+    while not request.Test():
+        yield request
 
 
 def _pipelined(
@@ -351,14 +374,14 @@ def _pipelined(
     reduce_into: Callable[..., Any] | None,
     comm: Any,
     spans: dict[int, tuple[float, float]] | None,
-) -> float:
-    """Post every copy and send, then receive and reduce :data:`IN_FLIGHT` segments at a time.
+) -> Generator[Any, None, float]:
+    """One round: post every copy and send, then receive and reduce :data:`IN_FLIGHT` segments at a time.
 
-    Returns when every message was done; each reduction's span, from its
-    first segment to its last, goes into ``spans`` when it is a dict.
+    A generator: it yields each MPI request it must wait for (the caller
+    ``Wait()``s on it, or does something else and comes back), and returns
+    when every message was done. Each reduction's span, from its first
+    segment to its last, goes into ``spans`` when it is a dict.
     """
-    from mpi4py import MPI  # imported here: importing minidl.dist must not start MPI
-
     reduces, slot = planned.reduces, planned.slot
 
     def post(i: int) -> tuple[Any, np.ndarray]:
@@ -374,16 +397,17 @@ def _pipelined(
     sends = [comm.Isend(flat[m.start : m.stop], m.peer, m.tag) for m in planned.sends]
     for i, m in enumerate(reduces):
         request, landing = in_flight.popleft()
-        request.Wait()
+        yield from until_done(request)
         for j in planned.waits[i]:  # the round's sends read the buffer as it was
-            sends[j].Wait()
+            yield from until_done(sends[j])
         begun = time.perf_counter()
         reduce_into(flat[m.start : m.stop], landing)
         if spans is not None:
             spans[m.part] = (spans.get(m.part, (begun,))[0], time.perf_counter())
         if i + IN_FLIGHT < len(reduces):
             in_flight.append(post(i + IN_FLIGHT))  # into the slot just reduced from
-    MPI.Request.Waitall(requests + sends)
+    for request in requests + sends:
+        yield from until_done(request)
     return time.perf_counter()
 
 

@@ -3,11 +3,17 @@
 Each rank runs forward and backward on its own shard of the batch. As
 backward finishes a parameter's gradient, a hook counts it off in its
 bucket (:mod:`minidl.parallel.buckets`); a full bucket starts its all-reduce
-on a communication thread while backward goes on computing the gradients of
-earlier layers. When backward has finished, a callback waits for every
-bucket and divides by the number of ranks, so ``loss.backward()`` returns
-with the averaged gradient in every ``.grad``, and ``optimizer.step()``
-makes the same update on every rank.
+without blocking (:func:`minidl.dist.iallreduce`), and every later hook moves
+the all-reduces in flight along while backward goes on computing the
+gradients of earlier layers. When backward has finished, a callback finishes
+every bucket and divides by the number of ranks, so ``loss.backward()``
+returns with the averaged gradient in every ``.grad``, and
+``optimizer.step()`` makes the same update on every rank.
+
+No thread: a communication thread would share the rank's core and Python's
+lock with backward, and on a machine with one core per rank it made every
+step slower; a request moved along between two layers' backward costs a
+microsecond when there is nothing to do.
 
 With ``p`` ranks and a mean loss over ``b / p`` samples each, the averaged
 gradient is exactly the gradient of the mean loss over all ``b`` samples, so
@@ -19,12 +25,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import math
-import queue
 import sys
-import threading
 import time
 import traceback
 import weakref
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -32,7 +37,7 @@ import numpy as np
 
 from minidl.autograd import engine
 from minidl.autograd.tensor import Tensor
-from minidl.dist import ALGORITHMS, Trace, allreduce, schedule
+from minidl.dist import ALGORITHMS, CollectiveRequest, Trace, allreduce, iallreduce, schedule
 from minidl.nn.module import Module
 from minidl.parallel.buckets import Bucket, assign_buckets
 from minidl.parallel.comm import SPIN_LONG, SPIN_SHORT, ranks_have_own_cores, wait_politely, world
@@ -51,8 +56,8 @@ class CommStats:
     allreduces : int
         Bucket all-reduces started.
     comm_seconds : float
-        Time spent inside all-reduces (on the communication thread when
-        overlapping, so partly hidden behind backward).
+        Time spent communicating: inside all-reduces, and, when overlapping,
+        moving the all-reduces in flight along between two layers' backward.
     wait_seconds : float
         Time backward's end spent blocked on all-reduces that overlap did not hide.
     bytes_sent : int
@@ -86,13 +91,15 @@ class DistributedDataParallel(Module):
         Largest bucket in MiB; ``0`` means one all-reduce per parameter (the
         naive scheme), ``float("inf")`` one bucket for everything.
     overlap : bool, default True
-        Start each bucket's all-reduce as soon as it is full, on a
-        communication thread, while backward goes on; ``False`` reduces every
-        bucket after backward, in the main thread.
+        Start each bucket's all-reduce as soon as it is full, without
+        blocking, and move it along from the gradient hooks while backward
+        goes on; ``False`` reduces every bucket after backward.
     trace : minidl.dist.Trace, optional
         Record every message of every bucket's all-reduce.
     timeline : minidl.parallel.timeline.Timeline, optional
-        Record each bucket's all-reduce and each wait at the end of backward as spans.
+        Record each bucket's all-reduce (from its start to its end, backward
+        running meanwhile when it overlaps) and each wait at the end of
+        backward as spans.
 
     Attributes
     ----------
@@ -130,7 +137,7 @@ class DistributedDataParallel(Module):
 
         check_same_architecture(model, comm)
         broadcast_parameters(model, root=0, comm=comm)
-        # How long the main thread polls for its peers before sleeping (see _reduce).
+        # How long a rank at the end of backward polls for its peers before sleeping.
         self._spin = SPIN_LONG if self.world_size > 1 and ranks_have_own_cores(comm) else SPIN_SHORT
 
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -148,9 +155,7 @@ class DistributedDataParallel(Module):
         self._syncing = True
         self._pass_active = False
         self._step = 0
-        self._worker: _CommThread | None = None
-        if overlap and self.world_size > 1:
-            self._worker = _CommThread(self)
+        self._steps_seen = np.empty((self.world_size, 2), dtype=np.int64)  # the step check's answer
         self._closed = False
         # A rank that skipped a step would otherwise leave the others waiting
         # forever in their last all-reduce: closing compares step counts.
@@ -210,27 +215,59 @@ class DistributedDataParallel(Module):
             view[...] = param.grad
             param.grad = view
         bucket.pending -= 1
-        if self._worker is not None:
+        if self.overlap:
             # Launch in bucket order only, so that every rank starts the same
             # all-reduces in the same order whatever order hooks fire in. The
             # last bucket holds the first layer's gradients, the last ones
-            # backward computes: there is nothing left to overlap it with, so
-            # the main thread reduces it at the end instead of handing it over.
+            # backward computes: nothing is left to overlap it with, so it is
+            # reduced at the end, blocking, which is quicker.
             while self._next < len(self.buckets) - 1 and self.buckets[self._next].pending == 0:
-                self._worker.submit(self.buckets[self._next])
+                self._ready.append(self.buckets[self._next])
                 self._next += 1
+            self._progress()
 
-    def _finish_pass(self) -> None:
-        """Backward's final callback: reduce what is left, wait, and check for errors.
+    def _progress(self) -> None:
+        """Move the all-reduces along as far as they go without blocking; start the next when one ends.
 
-        With overlap, the communication thread first finishes the buckets it
-        was given; the main thread, which has nothing left to compute, then
-        reduces the rest itself rather than handing them over and waiting.
+        One of this DDP's all-reduces is in flight at a time (they share the
+        communicator and its tags), in bucket order; bucket 0 first starts
+        the step check and waits for it.
         """
         began = time.perf_counter()
-        if self._worker is not None:
-            self._worker.wait_all()
-        for bucket in self.buckets[self._next:]:
+        while True:
+            if self._in_flight is not None:
+                bucket, request, started = self._in_flight
+                if not request.test():
+                    break
+                self._in_flight = None
+                self._finish_bucket(bucket, started)
+            if not self._ready:
+                break
+            if self._ready[0].index == 0 and not self._checked:
+                if self._check is None:
+                    self._check = self._start_step_check()
+                if not self._step_checked():
+                    break
+            bucket = self._ready.popleft()
+            request = iallreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace,
+                                 check=False)
+            self._in_flight = (bucket, request, time.perf_counter())
+        self.stats.comm_seconds += time.perf_counter() - began
+
+    def _finish_pass(self) -> None:
+        """Backward's final callback: finish every all-reduce, wait, and check for errors.
+
+        The all-reduce in flight and those ready are finished in order; the
+        buckets left, never started, are reduced now, blocking: the rank has
+        nothing left to compute.
+        """
+        began = time.perf_counter()
+        if self._in_flight is not None:
+            bucket, request, started = self._in_flight
+            wait_politely(request, self._spin)  # moves it along as it polls
+            self._in_flight = None
+            self._finish_bucket(bucket, started)
+        for bucket in [*self._ready, *self.buckets[self._next:]]:
             self._reduce(bucket)
         ended = time.perf_counter()
         self.stats.wait_seconds += ended - began
@@ -243,6 +280,10 @@ class DistributedDataParallel(Module):
     def _reset_pass(self) -> None:
         self._pass_active = False
         self._next = 0
+        self._ready: deque[Bucket] = deque()
+        self._in_flight: tuple[Bucket, CollectiveRequest, float] | None = None
+        self._check: Any = None  # the step check's request, once started
+        self._checked = False  # whether it came back
         for bucket in self.buckets:
             bucket.pending = len(bucket.params)
 
@@ -257,17 +298,27 @@ class DistributedDataParallel(Module):
                     f"buckets, rank 0 {everyone[0][0]!r} with {len(everyone[0][1])}: pass the same algorithm "
                     "and bucket_cap_mb on every rank")
 
-    def _check_step(self, phase: int = 0, spin: float = SPIN_SHORT) -> None:
-        """Make sure every rank is at the same step: a rank that skipped one must fail, not hang.
+    def _start_step_check(self, phase: int = 0) -> Any:
+        """Start the exchange that makes sure every rank is at the same step; returns its request.
 
-        Every synchronised pass starts with this tiny exchange (``phase`` 0),
-        and so does :meth:`close` (``phase`` 1). A rank that skipped a step
-        reaches ``close`` while the others start one more pass: the phases
-        differ, and every rank raises instead of waiting forever.
+        Every synchronised pass starts it at its first gradient (``phase``
+        0), and bucket 0's all-reduce waits for it; :meth:`close` does it too
+        (``phase`` 1). A rank that skipped a step reaches ``close`` while the
+        others start one more pass: the phases differ, and every rank raises
+        instead of waiting forever for an all-reduce that is not coming.
         """
         mine = np.array([self._step, phase], dtype=np.int64)
-        everyone = np.empty((self.world_size, 2), dtype=np.int64)
-        wait_politely(self.comm.Iallgather(mine, everyone), spin)
+        return self.comm.Iallgather(mine, self._steps_seen)
+
+    def _step_checked(self) -> bool:
+        """Whether the step check, started, has come back (it raises if the ranks disagree)."""
+        if not self._checked and self._check.Test():
+            self._checked = True
+            self._verify_steps()
+        return self._checked
+
+    def _verify_steps(self) -> None:
+        everyone = self._steps_seen
         if (everyone != everyone[0]).any():
             listing = ", ".join(
                 f"rank {r}: {'finished after' if ph else 'at'} step {s}" for r, (s, ph) in enumerate(everyone))
@@ -275,32 +326,39 @@ class DistributedDataParallel(Module):
                                "a rank skipped a backward pass or ran an extra one")
 
     def _reduce(self, bucket: Bucket) -> None:
-        """All-reduce one bucket and average it: this rank's part of one message exchange."""
-        # Wait until every rank has this bucket ready: then the all-reduce
-        # itself runs with no one waiting long inside MPI. The first bucket's
-        # wait is the step check. Later buckets need one only while backward
-        # still computes (on the communication thread): after backward the
-        # ranks are already in step. The communication thread soon sleeps
-        # between polls, leaving the core to backward; the main thread, with
-        # nothing left to compute, polls on if this rank has a core to itself,
-        # so that it joins the all-reduce the moment the last peer does.
+        """All-reduce one bucket, blocking, and average it: this rank's part of one message exchange."""
+        # First wait until every rank has finished backward: polling (this
+        # rank has nothing left to compute) or, oversubscribed, sleeping. Then
+        # the all-reduce runs with no one waiting inside MPI for a peer still
+        # computing, and its time is the communication's alone. Without
+        # overlap, bucket 0 comes first and its step check, started now, does
+        # it. With overlap, ranks may split the buckets differently between
+        # started early and reduced now, but all of them reduce the last
+        # bucket last, here: a barrier before it is at the same place on
+        # every rank (unless it is bucket 0: then the check does it).
         waited = time.perf_counter()
-        on_main = threading.current_thread() is threading.main_thread()
-        if bucket.index == 0:
-            self._check_step(spin=self._spin if on_main else SPIN_SHORT)
-        elif not on_main:
-            wait_politely(self.comm.Ibarrier())
+        if bucket.index == 0 and not self._checked:
+            if self._check is None:
+                self._check = self._start_step_check()
+            wait_politely(self._check, self._spin)
+            self._step_checked()
+        if self.overlap and bucket.index > 0 and bucket is self.buckets[-1]:
+            wait_politely(self.comm.Ibarrier(), self._spin)
         began = time.perf_counter()
-        if self.timeline is not None:
-            self.timeline.add("comm", "wait for peers", waited, began, bucket=bucket.index)
+        if self.timeline is not None and began - waited > 1e-6:
+            self.timeline.add("main", "wait for peers", waited, began, bucket=bucket.index)
         # The sizes, dtypes and algorithm were checked equal on every rank at
         # construction, so the per-call fingerprint check is skipped.
         allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace, check=False)
+        self.stats.comm_seconds += time.perf_counter() - began
+        self._finish_bucket(bucket, began)
+
+    def _finish_bucket(self, bucket: Bucket, started: float) -> None:
+        """Average a reduced bucket and count it; ``started`` is when its all-reduce began."""
         bucket.data /= self.world_size
         ended = time.perf_counter()
-        self.stats.comm_seconds += ended - began
         if self.timeline is not None:
-            self.timeline.add("comm", f"all-reduce bucket {bucket.index}", began, ended,
+            self.timeline.add("comm", f"all-reduce bucket {bucket.index}", started, ended,
                               bytes=bucket.nbytes, parameters=[name for name, _ in bucket.params])
         self.stats.allreduces += 1
         self.stats.bytes_sent += self._bytes_per_allreduce[bucket.index]
@@ -322,7 +380,7 @@ class DistributedDataParallel(Module):
         return stats
 
     def close(self) -> None:
-        """Stop communicating: end the thread, unhook the model, check every rank ran the same steps.
+        """Stop communicating: unhook the model, check every rank ran the same steps.
 
         Collective: every rank must call it (it also runs at interpreter exit
         for a DDP never closed). Raises on every rank if some rank skipped a
@@ -334,11 +392,9 @@ class DistributedDataParallel(Module):
         atexit.unregister(self._atexit)
         for handle in self._hooks:  # the model trains on its own again
             handle.remove()
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
         if self.world_size > 1:
-            self._check_step(phase=1)
+            wait_politely(self._start_step_check(phase=1))
+            self._verify_steps()
 
     def extra_repr(self) -> str:
         sizes = ", ".join(_size(b.nbytes) for b in self.buckets)
@@ -390,53 +446,3 @@ def _close_at_exit(ddp: DistributedDataParallel):
             alive.comm.Abort(1)
 
     return close
-
-
-class _CommThread:
-    """Runs bucket all-reduces, in submission order, while the main thread computes."""
-
-    def __init__(self, ddp: DistributedDataParallel) -> None:
-        from mpi4py import MPI
-
-        if MPI.Query_thread() < MPI.THREAD_SERIALIZED:
-            raise RuntimeError(
-                "overlap=True needs an MPI library initialised with thread support "
-                "(MPI_THREAD_SERIALIZED or better); pass overlap=False"
-            )
-        self.ddp = ddp
-        self.queue: queue.Queue[Bucket | None] = queue.Queue()
-        self.done = threading.Condition()
-        self.submitted = self.finished = 0
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="minidl-ddp-comm", daemon=True)
-        self.thread.start()
-
-    def submit(self, bucket: Bucket) -> None:
-        self.submitted += 1
-        self.queue.put(bucket)
-
-    def _run(self) -> None:
-        while True:
-            bucket = self.queue.get()
-            if bucket is None:
-                return
-            try:
-                if self.error is None:
-                    self.ddp._reduce(bucket)
-            except BaseException as exc:  # handed to the main thread in wait_all
-                self.error = exc
-            with self.done:
-                self.finished += 1
-                self.done.notify_all()
-
-    def wait_all(self) -> None:
-        """Block until every submitted all-reduce is done; re-raise the first error."""
-        with self.done:
-            self.done.wait_for(lambda: self.finished == self.submitted)
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
-
-    def stop(self) -> None:
-        self.queue.put(None)
-        self.thread.join(timeout=10)

@@ -3,6 +3,7 @@ report each one's final parameters: bucket caps x overlap, no_sync, and the
 explicit allreduce_gradients."""
 
 import sys
+import time
 
 import numpy as np
 from mpi4py import MPI
@@ -34,24 +35,44 @@ def batches():
         yield minidl.tensor(xb[shard]), yb[shard]
 
 
+def skew(ddp):
+    """Make each rank linger after a different parameter's gradient, a different one each step.
+
+    Then ranks split the buckets differently between all-reduces started
+    during backward and those left for its end: DDP must still match them up.
+    """
+    params = list(ddp.module.parameters())
+    calls = [0]
+
+    def linger(param):
+        if (calls[0] + 3 * rank) % len(params) == params.index(param):
+            time.sleep(0.003)
+        calls[0] += 1
+
+    for param in params:
+        param.register_post_accumulate_grad_hook(linger)
+
+
 results = {}
-for cap in (0.0, 1.0, float("inf")):
-    for overlap in (True, False):
-        ddp = DistributedDataParallel(fresh(), algorithm=algorithm, bucket_cap_mb=cap, overlap=overlap)
-        hash_after_construction = parameters_hash(ddp.module)
-        opt = optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
-        for step, (x, y) in enumerate(batches()):
-            if step % 2:
-                opt.zero_grad()
-                loss = F.cross_entropy(ddp(x), y)
-            else:  # zero_grad between forward and backward must work too
-                loss = F.cross_entropy(ddp(x), y)
-                opt.zero_grad()
-            loss.backward()
-            opt.step()
-        results[f"cap={cap} overlap={overlap}"] = {
-            "state": ddp.module.state_dict(), "buckets": len(ddp.buckets), "initial_hash": hash_after_construction}
-        ddp.close()
+configs = [(cap, overlap, False) for cap in (0.0, 1.0, float("inf")) for overlap in (True, False)]
+for cap, overlap, skewed in configs + [(0.0, True, True), (0.001, True, True)]:
+    ddp = DistributedDataParallel(fresh(), algorithm=algorithm, bucket_cap_mb=cap, overlap=overlap)
+    if skewed:
+        skew(ddp)
+    hash_after_construction = parameters_hash(ddp.module)
+    opt = optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+    for step, (x, y) in enumerate(batches()):
+        if step % 2:
+            opt.zero_grad()
+            loss = F.cross_entropy(ddp(x), y)
+        else:  # zero_grad between forward and backward must work too
+            loss = F.cross_entropy(ddp(x), y)
+            opt.zero_grad()
+        loss.backward()
+        opt.step()
+    results[f"cap={cap} overlap={overlap}{' skewed' if skewed else ''}"] = {
+        "state": ddp.module.state_dict(), "buckets": len(ddp.buckets), "initial_hash": hash_after_construction}
+    ddp.close()
 
 # The explicit version: one all-reduce per parameter, after backward.
 model = fresh()
