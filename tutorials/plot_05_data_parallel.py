@@ -242,8 +242,8 @@ for rank, r in enumerate(job.results):
 #   last layer first, so one all-reduce serves several parameters and nothing
 #   is copied before sending;
 # - a hook fires when a parameter's gradient is final; when a bucket is full
-#   its all-reduce starts on a communication thread while backward goes on,
-#   and ``loss.backward()`` returns with averaged gradients.
+#   its all-reduce starts without blocking, later hooks move it along while
+#   backward goes on, and ``loss.backward()`` returns with averaged gradients.
 #
 # A cap of 0.02 MiB cuts the MLP's gradients into four buckets.
 WITH_DDP = """
@@ -590,19 +590,23 @@ median = {mode: np.median([row[1] for row in summary(traces[mode])]) for mode in
 print(f"median step: {median['overlap']:.1f} ms with overlap, {median['no overlap']:.1f} ms without")
 
 # %%
-# Overlap starts the communication early, but on this machine it is far from
-# free. Compare the all-reduce time per step of the two runs: here the
-# same buckets usually take longer alongside backward than after it. The
-# machine has 2 cores and each rank's backward keeps one of them busy, so
-# the communication thread has no idle core: it shares its rank's core with
-# backward, and while it waits for the other rank's message MPI spins on a
-# CPU instead of sleeping. An early all-reduce also absorbs the time the
-# ranks are out of step, since it cannot finish before the slower rank sends
-# its half. So whether overlap shortens the step here changes from run to
-# run; the numbers above are the ones of the build of this page. Overlap
-# pays when the communication has spare capacity to use (a network card and
-# a free core) and a backward long enough to hide behind: on a cluster, with
-# more cores than ranks per node and a larger model. A timeline like this one
+# Overlap starts the communication early; on this machine, it has little to
+# hide. DDP keeps no communication thread (one would share its rank's core
+# and Python's lock with backward): a full bucket's all-reduce is *started*
+# with :func:`minidl.dist.iallreduce`, which posts its first messages and
+# returns, and every later gradient hook moves it along, one MPI ``Test``
+# when nothing new has arrived. So a comm bar that begins under the orange
+# is an all-reduce in flight: its messages travel while backward computes,
+# and the bar ends at the first hook that finds them done, which is why
+# these bars look long. What overlap cannot hide is the Python it takes to
+# start and move each request along, some microseconds per bucket, here as
+# much as the messages themselves: two ranks of one machine exchange a few
+# kilobytes in about 5 us. An early all-reduce also waits for the slower
+# rank, since it cannot finish before that rank sends its half. So whether
+# overlap shortens the step here changes from run to run; the numbers above
+# are the ones of the build of this page. Overlap pays when messages take
+# long next to that overhead and backward is long enough to hide them: on a
+# cluster's network, with a larger model. A timeline like this one
 # is how one finds out which case one is in.
 #
 # Strong scaling
@@ -613,9 +617,12 @@ print(f"median step: {median['overlap']:.1f} ms with overlap, {median['no overla
 # images of MNIST's size: the 8x8 digits give too little work per step to
 # spread), a global batch of 128, 1024 samples, so 8 steps per epoch. Each
 # configuration runs one warm-up epoch and two timed ones, and reports the
-# faster. One process runs once with one thread and once with two (BLAS and
-# OpenMP threads: the baseline a user would compare with); the ranks of
-# ``p = 2`` and ``p = 4`` have one thread each.
+# faster. One process runs with one thread, then with both cores, the
+# baseline a user would compare with, in the two ways that use them: two
+# BLAS threads (the matrix products), or two OpenMP threads in minidl's
+# kernels (im2col, pooling). Not both at once: two thread pools on the same
+# two cores spin against each other. The ranks of ``p = 2`` and ``p = 4``
+# have one thread each.
 SCALING = """
 import sys
 import time
@@ -631,9 +638,9 @@ from minidl.data import DataLoader, TensorDataset
 from minidl.parallel import DistributedDataParallel, DistributedSampler
 from minidl.testing import report
 
-threads = int(sys.argv[1])
-threadpool_limits(threads, user_api="blas")
-kernels.set_num_threads(threads)
+blas_threads, kernel_threads = int(sys.argv[1]), int(sys.argv[2])
+threadpool_limits(blas_threads, user_api="blas")  # after importing NumPy, which loads the BLAS
+kernels.set_num_threads(kernel_threads)
 comm = MPI.COMM_WORLD
 rank, p = comm.Get_rank(), comm.Get_size()
 rng = np.random.default_rng(0)
@@ -661,23 +668,26 @@ report({"epoch": min(seconds[1:]), "comm": stats.comm_seconds, "wait": stats.wai
 
 cores = os.cpu_count() or 1
 print(f"this machine has {cores} cores")
-configurations = [("p = 1, 1 thread", 1, 1), ("p = 1, 2 threads", 1, 2), ("p = 2", 2, 1), ("p = 4", 4, 1)]
+# (label, ranks, BLAS threads, kernel threads)
+configurations = [("p = 1, 1 thread", 1, 1, 1), ("p = 1, 2 BLAS threads", 1, 2, 1),
+                  ("p = 1, 2 kernel threads", 1, 1, 2), ("p = 2", 2, 1, 1), ("p = 4", 4, 1, 1)]
+single = [label for label, ranks, _, _ in configurations if ranks == 1]
 scaling = {}
-for label, ranks, threads in configurations:
-    job = run_mpi(SCALING, ranks, args=[threads], timeout=120, env={"OMP_NUM_THREADS": str(threads)})
+for label, ranks, blas, kernel in configurations:
+    job = run_mpi(SCALING, ranks, args=[blas, kernel], timeout=120, env={"OMP_NUM_THREADS": str(max(blas, kernel))})
     scaling[label] = job.results[0]
 base = scaling["p = 1, 1 thread"]["epoch"]
-best_single = min(scaling["p = 1, 1 thread"]["epoch"], scaling["p = 1, 2 threads"]["epoch"])
-print(f"{'configuration':18s} {'s/epoch':>8s} {'speedup':>8s} {'vs best p = 1':>14s} {'waiting':>8s}")
-for label, ranks, threads in configurations:
+best_single = min(scaling[label]["epoch"] for label in single)
+print(f"{'configuration':24s} {'s/epoch':>8s} {'speedup':>8s} {'vs best p = 1':>14s} {'waiting':>8s}")
+for label, ranks, blas, kernel in configurations:
     r = scaling[label]
-    note = "  (oversubscribed)" if ranks * threads > cores else ""
-    print(f"{label:18s} {r['epoch']:8.3f} {base / r['epoch']:7.2f}x {best_single / r['epoch']:13.2f}x "
+    note = "  (oversubscribed)" if ranks * max(blas, kernel) > cores else ""
+    print(f"{label:24s} {r['epoch']:8.3f} {base / r['epoch']:7.2f}x {best_single / r['epoch']:13.2f}x "
           f"{r['wait'] / r['epoch']:8.0%}{note}")
 
 # %%
 # ``speedup`` is over one process with one thread, ``vs best p = 1`` over the
-# faster of the two single-process runs, and ``waiting`` the share of an
+# fastest of the single-process runs, and ``waiting`` the share of an
 # epoch that backward's end spent blocked on all-reduces. Drawn: the time per
 # epoch, and the speedup against the ideal ``p``. The shaded region is
 # beyond the machine's cores, where ranks share cores: ``p = 4`` has no
@@ -687,15 +697,15 @@ for label, ranks, threads in configurations:
 ranks_axis = [1, 2, 4]
 epoch_times = [scaling[label]["epoch"] for label in ("p = 1, 1 thread", "p = 2", "p = 4")]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-bar_labels = [label.replace(", ", "\n") + ("\n(oversubscribed)" if r * t > cores else "")
-              for label, r, t in configurations]
-ax1.bar(bar_labels, [scaling[label]["epoch"] for label, _, _ in configurations],
-        color=["C0" if r * t <= cores else "C3" for _, r, t in configurations])
+bar_labels = [label.replace(", ", "\n") + ("\n(oversubscribed)" if r * max(b, k) > cores else "")
+              for label, r, b, k in configurations]
+ax1.bar(bar_labels, [scaling[label]["epoch"] for label, _, _, _ in configurations],
+        color=["C0" if r * max(b, k) <= cores else "C3" for _, r, b, k in configurations])
+ax1.tick_params(axis="x", labelsize=7)
 ax1.set(ylabel="time per epoch (s)", title="LeNet 28x28, global batch 128, 1024 samples")
 ax2.plot(ranks_axis, [base / t for t in epoch_times], "o-", label="measured, one thread per rank")
 ax2.plot(ranks_axis, ranks_axis, "--", color="0.5", label="ideal: p times faster")
-ax2.axhline(base / scaling["p = 1, 2 threads"]["epoch"], color="0.4", linestyle=":",
-            label="one process, 2 threads")
+ax2.axhline(base / best_single, color="0.4", linestyle=":", label="one process, best use of 2 cores")
 if cores < 4:
     ax2.axvspan(cores + 0.05, 4.2, color="C3", alpha=0.08, label="more ranks than cores")
 ax2.set(xlabel="ranks p", ylabel="speedup over p = 1, 1 thread", xticks=ranks_axis, xlim=(0.8, 4.2),
@@ -713,11 +723,14 @@ fig.tight_layout()
 # slowest rank, so a rank that loses its core for a moment holds up the
 # other one at every step. ``p = 4`` runs two ranks per core.
 #
-# The honest baseline is one process using both cores. On this machine,
-# though, one process with two threads is often *slower* than with one: its
-# two thread pools (OpenBLAS's and the kernels' OpenMP threads) spin on the
-# same two cores, as the tutorial on training digits explains. That is why the
-# table also compares with the faster single-process run.
+# The honest baseline is one process using both cores, and the table
+# compares with the fastest way found. Neither way halves the time: BLAS
+# threads speed up the matrix products only, kernel threads im2col and
+# pooling only, and the rest of a step (activations, the optimizer, Python)
+# stays on one core. On the machine that builds these pages there is more:
+# its two "cores" are two threads of one physical core of the host (a busy
+# loop on one slows a training step on the other by about 40%), so two
+# ranks, or two threads, never get twice the arithmetic of one.
 #
 # To measure on your own machine, with overlap on and off and several bucket
 # sizes, run ``python benchmarks/bench_scaling.py``; on a cluster, start the
