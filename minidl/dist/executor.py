@@ -23,8 +23,8 @@ Two kinds of round
 *Exchange*: one message out, one in (every round of the ring and the
 butterfly on short buffers). :func:`execute` does it with one ``Sendrecv``,
 which MPI pairs without deadlock, then the reduction: the fewest Python steps
-for a short message. With a trace, or started without blocking, it is done
-as a pipelined round of one message each way.
+for a short message. With a trace, or started without blocking, it is an
+``Irecv`` and an ``Isend``, then the reduction.
 
 *Pipelined*: everything else. A message longer than :data:`SEGMENT_BYTES`
 travels as segments. Receives that copy land straight in the buffer; receives
@@ -339,8 +339,12 @@ def start(
     does both. Parameters as in :func:`execute`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
-    scratch = np.empty(plan.scratch, flat.dtype)  # its own: it lives as long as the request
-    return _traced(plan, flat, scratch, reduce_into, comm, trace)
+    scratch = plan.spare.pop(flat.dtype, None)  # given back below, if the request finishes
+    if scratch is None:
+        scratch = np.empty(plan.scratch, flat.dtype)
+    yield from _traced(plan, flat, scratch, reduce_into, comm, trace)
+    if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
+        plan.spare[flat.dtype] = scratch
 
 
 def _traced(
@@ -352,19 +356,58 @@ def _traced(
     trace: Trace | None,
 ) -> Iterator[Any]:
     """Every round of ``plan`` as non-blocking messages, recorded into ``trace`` if given."""
-    rank = comm.Get_rank() if trace is not None else -1
+    if trace is None:
+        for planned in plan.rounds:
+            run = _pipelined if planned.exchange is None else _exchange
+            yield from run(planned, flat, scratch, reduce_into, comm, None)
+        return
+    rank = comm.Get_rank()
     for planned in plan.rounds:
-        spans: dict[int, tuple[float, float]] | None = {} if trace is not None else None
+        run = _pipelined if planned.exchange is None else _exchange
+        spans: dict[int, tuple[float, float]] = {}
         started = time.perf_counter()
-        done = yield from _pipelined(planned, flat, scratch, reduce_into, comm, spans)
-        if trace is not None:
-            trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
+        done = yield from run(planned, flat, scratch, reduce_into, comm, spans)
+        trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
 
 
 def until_done(request: Any) -> Iterator[Any]:
     """Yield ``request`` until it has completed (``Test`` frees it once it has)."""
     while not request.Test():
         yield request
+
+
+def _exchange(
+    planned: PlannedRound,
+    flat: np.ndarray,
+    scratch: np.ndarray,
+    reduce_into: Callable[..., Any] | None,
+    comm: Any,
+    spans: dict[int, tuple[float, float]] | None,
+) -> Generator[Any, None, float]:
+    """A round of one message each way, without blocking: :func:`_pipelined` made short.
+
+    The same messages as the ``Sendrecv`` of :func:`execute`, posted as an
+    ``Irecv`` and an ``Isend``; the reduction comes after both are done
+    (recursive doubling reduces into the range it sends).
+    """
+    (to, a, b, out_tag, _), (source, c, d, in_tag, part), reduce, whole = planned.exchange
+    into = flat if whole[1] else flat[c:d]
+    landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
+    received = comm.Irecv(landing, source, in_tag)
+    sent = comm.Isend(flat if whole[0] else flat[a:b], to, out_tag)
+    while not received.Test():
+        yield received
+    while not sent.Test():
+        yield sent
+    if reduce:
+        if spans is None:
+            reduce_into(into, landing)
+            return 0.0
+        arrived = time.perf_counter()
+        reduce_into(into, landing)
+        spans[part] = (arrived, time.perf_counter())
+        return arrived
+    return time.perf_counter() if spans is not None else 0.0
 
 
 def _pipelined(
@@ -400,15 +443,17 @@ def _pipelined(
         yield from until_done(request)
         for j in planned.waits[i]:  # the round's sends read the buffer as it was
             yield from until_done(sends[j])
-        begun = time.perf_counter()
-        reduce_into(flat[m.start : m.stop], landing)
-        if spans is not None:
+        if spans is None:
+            reduce_into(flat[m.start : m.stop], landing)
+        else:
+            begun = time.perf_counter()
+            reduce_into(flat[m.start : m.stop], landing)
             spans[m.part] = (spans.get(m.part, (begun,))[0], time.perf_counter())
         if i + IN_FLIGHT < len(reduces):
             in_flight.append(post(i + IN_FLIGHT))  # into the slot just reduced from
     for request in requests + sends:
         yield from until_done(request)
-    return time.perf_counter()
+    return time.perf_counter() if spans is not None else 0.0
 
 
 def _events(

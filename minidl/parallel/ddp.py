@@ -257,17 +257,22 @@ class DistributedDataParallel(Module):
     def _finish_pass(self) -> None:
         """Backward's final callback: finish every all-reduce, wait, and check for errors.
 
-        The all-reduce in flight and those ready are finished in order; the
-        buckets left, never started, are reduced now, blocking: the rank has
-        nothing left to compute.
+        With overlap, every bucket but the last goes the way of those that
+        backward started: one at a time, in order, moved along while waiting
+        politely (a peer may still be computing its backward); the last one,
+        then, is reduced blocking, after a barrier. Without overlap, every
+        bucket is reduced now, blocking: the rank has nothing left to compute.
         """
         began = time.perf_counter()
-        if self._in_flight is not None:
-            bucket, request, started = self._in_flight
-            wait_politely(request, self._spin)  # moves it along as it polls
-            self._in_flight = None
-            self._finish_bucket(bucket, started)
-        for bucket in [*self._ready, *self.buckets[self._next:]]:
+        if self.overlap:
+            self._ready.extend(self.buckets[self._next : len(self.buckets) - 1])
+            self._next = max(self._next, len(self.buckets) - 1)
+            self._progress()
+            while self._in_flight is not None or self._ready:
+                # Poll the all-reduce in flight, or, before bucket 0, the step check.
+                wait_politely(self._check if self._in_flight is None else self._in_flight[1], self._spin)
+                self._progress()
+        for bucket in self.buckets[self._next:]:
             self._reduce(bucket)
         ended = time.perf_counter()
         self.stats.wait_seconds += ended - began
