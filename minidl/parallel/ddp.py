@@ -215,7 +215,7 @@ class DistributedDataParallel(Module):
             view[...] = param.grad
             param.grad = view
         bucket.pending -= 1
-        if self.overlap:
+        if self.overlap and self.world_size > 1:
             # Launch in bucket order only, so that every rank starts the same
             # all-reduces in the same order whatever order hooks fire in. The
             # last bucket holds the first layer's gradients, the last ones
@@ -264,7 +264,9 @@ class DistributedDataParallel(Module):
         bucket is reduced now, blocking: the rank has nothing left to compute.
         """
         began = time.perf_counter()
-        if self.overlap:
+        if self.world_size == 1:  # alone: the gradients are already the average
+            self._next = len(self.buckets)
+        elif self.overlap:
             self._ready.extend(self.buckets[self._next : len(self.buckets) - 1])
             self._next = max(self._next, len(self.buckets) - 1)
             self._progress()
