@@ -31,6 +31,15 @@ def world(comm: Any = None) -> Any:
     return MPI.COMM_WORLD
 
 
+YIELD_FOR = 1e-3
+"""Seconds a wait keeps polling after its spin, giving the core away between
+two polls (``sched_yield``) to any other process ready to run on it, before it
+starts sleeping. With more ranks than cores, the process waiting for is
+often the one next in line for this very core: yielding hands it over at
+once, where a sleep costs a timer tick (the 4-rank training job on 2 cores:
+0.36 s per epoch sleeping, 0.15 s yielding, 0.66 s with MPI's own waits)."""
+
+
 def wait_politely(request: Any, spin: float = SPIN_SHORT, longest_sleep: float = 2e-4) -> None:
     """Wait for a non-blocking MPI request without spinning a core for long.
 
@@ -38,19 +47,28 @@ def wait_politely(request: Any, spin: float = SPIN_SHORT, longest_sleep: float =
     ranks are about to arrive, but a rank that waits long (for a peer still
     computing its backward) steals the core from its own computing thread, or,
     oversubscribed, from another rank. So: poll for ``spin`` seconds (the
-    peer is usually close), then sleep between polls, a little longer each
-    time up to ``longest_sleep``, which frees the core at a small cost in
-    latency. Pass ``spin=SPIN_LONG`` when nothing else needs the core (see
+    peer is usually close), then for :data:`YIELD_FOR` seconds giving the
+    core to whoever else is ready to run between two polls, then sleep
+    between polls, a little longer each time up to ``longest_sleep``, which
+    frees the core at a small cost in latency. Pass ``spin=SPIN_LONG`` when nothing else needs the core (see
     :func:`ranks_have_own_cores`).
     """
     deadline = time.perf_counter() + spin
     while time.perf_counter() < deadline:
         if request.Test():
             return
+    deadline = time.perf_counter() + YIELD_FOR
+    while time.perf_counter() < deadline:
+        if request.Test():
+            return
+        _yield()
     sleep = 1e-5
     while not request.Test():
         time.sleep(sleep)
         sleep = min(2 * sleep, longest_sleep)
+
+
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))  # sched_yield is POSIX-only
 
 
 def ranks_have_own_cores(comm: Any) -> bool:

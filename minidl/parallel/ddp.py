@@ -356,7 +356,14 @@ class DistributedDataParallel(Module):
             self.timeline.add("main", "wait for peers", waited, began, bucket=bucket.index)
         # The sizes, dtypes and algorithm were checked equal on every rank at
         # construction, so the per-call fingerprint check is skipped.
-        allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace, check=False)
+        if self._spin == SPIN_LONG:
+            allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace, check=False)
+        else:
+            # More ranks than cores: MPI's blocking calls poll without end,
+            # keeping the core from the very peer they wait for. Started
+            # without blocking, the all-reduce can wait sleeping.
+            wait_politely(iallreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace,
+                                     check=False))
         self.stats.comm_seconds += time.perf_counter() - began
         self._finish_bucket(bucket, began)
 
