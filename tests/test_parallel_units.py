@@ -67,3 +67,42 @@ def test_bucket_views_share_memory_and_buckets_split_on_dtype():
     view = buckets[0].view(1)
     view[...] = 7
     assert buckets[0].data[5:].tolist() == [7.0] * 4 and view.base is buckets[0].data
+
+
+class _ReadyAfter:
+    """A stand-in for an MPI request: its Test() is true from the k-th call on."""
+
+    def __init__(self, k):
+        self.k, self.calls = k, 0
+
+    def Test(self):
+        self.calls += 1
+        return self.calls >= self.k
+
+
+@pytest.mark.parametrize("k", [1, 2, 50, 5000])
+def test_wait_politely_returns_as_soon_as_the_request_is_done(k):
+    from minidl.parallel.comm import wait_politely
+
+    request = _ReadyAfter(k)
+    wait_politely(request, spin=0.0)  # straight to yielding, then to sleeping
+    assert request.calls == k
+
+
+def test_wait_politely_sleeps_once_spinning_and_yielding_are_over():
+    import time
+
+    from minidl.parallel import comm
+
+    class ReadyLater:
+        """Done 20 ms after the yielding is over."""
+
+        done_at = time.perf_counter() + comm.YIELD_FOR + 0.02
+
+        def Test(self):
+            return time.perf_counter() >= self.done_at
+
+    started = time.process_time()
+    comm.wait_politely(ReadyLater(), spin=0.0)
+    # 20 ms of waiting after the yields, mostly asleep: far less CPU than wall time.
+    assert time.process_time() - started < comm.YIELD_FOR + 0.015
