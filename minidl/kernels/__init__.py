@@ -31,6 +31,16 @@ from minidl.kernels import reference
 
 BACKENDS = ("cython", "numpy")
 
+# OpenMP threads that have finished a loop spin for a while before sleeping
+# (GNU OpenMP's default), waiting for the next one. Next to NumPy's own BLAS
+# threads on the same cores, the spinning takes the cores the BLAS threads
+# need: lenet's training step took 68 ms with two threads in each pool, 27 ms
+# with idle OpenMP threads sleeping, 34 ms on one thread. So they sleep,
+# unless the user chose otherwise. Set before the OpenMP runtime loads with
+# the compiled kernels: it reads the variable then.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
 try:
     from minidl.kernels import _im2col, _pool, _reduce
 except ImportError as exc:  # the package was copied, or a .pyx added, without a build
@@ -134,11 +144,12 @@ def set_num_threads(n: int) -> None:
     """Set how many OpenMP threads the compiled kernels use from now on.
 
     The default is ``OMP_NUM_THREADS`` when it is set, else 1. Not the
-    number of cores: NumPy's BLAS keeps a pool of threads of its own, and two
-    pools on the same cores spin against each other (measured here: the
-    digits CNN trained 11x slower with both pools on 2 cores than with either
-    on one). Raise it, or limit BLAS with ``threadpoolctl``, deliberately;
-    ``python -m minidl.train --threads N`` sets both. It is an upper bound: a kernel call uses one thread per 32768
+    number of cores: NumPy's BLAS keeps a pool of threads of its own on the
+    same cores, and a second thread in each pays only on large batches.
+    (Idle OpenMP threads sleep: ``import minidl`` sets
+    ``OMP_WAIT_POLICY=PASSIVE`` unless it is set. Spinning, they took the
+    cores from the BLAS threads: the digits CNN trained 18x slower with both
+    pools on 2 cores.) ``python -m minidl.train --threads N`` sets both pools. It is an upper bound: a kernel call uses one thread per 32768
     elements of work (PyTorch's grain size), so small calls stay on one
     thread. Results never depend on it: every parallel loop gives each thread
     whole images (or image channels), so nothing is summed in a different
