@@ -156,6 +156,9 @@ class DistributedDataParallel(Module):
         self._pass_active = False
         self._step = 0
         self._steps_seen = np.empty((self.world_size, 2), dtype=np.int64)  # the step check's answer
+        # Overlap needs a bucket to start before the last (which waits for the
+        # end of backward) and someone to talk to; else it is no overlap.
+        self._overlapping = overlap and self.world_size > 1 and len(self.buckets) > 1
         self._closed = False
         # A rank that skipped a step would otherwise leave the others waiting
         # forever in their last all-reduce: closing compares step counts.
@@ -215,7 +218,7 @@ class DistributedDataParallel(Module):
             view[...] = param.grad
             param.grad = view
         bucket.pending -= 1
-        if self.overlap and self.world_size > 1:
+        if self._overlapping:
             # Launch in bucket order only, so that every rank starts the same
             # all-reduces in the same order whatever order hooks fire in. The
             # last bucket holds the first layer's gradients, the last ones
@@ -224,7 +227,8 @@ class DistributedDataParallel(Module):
             while self._next < len(self.buckets) - 1 and self.buckets[self._next].pending == 0:
                 self._ready.append(self.buckets[self._next])
                 self._next += 1
-            self._progress()
+            if self._in_flight is not None or self._ready:
+                self._progress()
 
     def _progress(self) -> None:
         """Move the all-reduces along as far as they go without blocking; start the next when one ends.
@@ -266,7 +270,7 @@ class DistributedDataParallel(Module):
         began = time.perf_counter()
         if self.world_size == 1:  # alone: the gradients are already the average
             self._next = len(self.buckets)
-        elif self.overlap:
+        elif self._overlapping:
             self._ready.extend(self.buckets[self._next : len(self.buckets) - 1])
             self._next = max(self._next, len(self.buckets) - 1)
             self._progress()
@@ -349,7 +353,7 @@ class DistributedDataParallel(Module):
                 self._check = self._start_step_check()
             wait_politely(self._check, self._spin)
             self._step_checked()
-        if self.overlap and bucket.index > 0 and bucket is self.buckets[-1]:
+        if self._overlapping and bucket is self.buckets[-1]:
             wait_politely(self.comm.Ibarrier(), self._spin)
         began = time.perf_counter()
         if self.timeline is not None and began - waited > 1e-6:
