@@ -373,7 +373,11 @@ class DistributedDataParallel(Module):
 
     def _finish_bucket(self, bucket: Bucket, started: float) -> None:
         """Average a reduced bucket and count it; ``started`` is when its all-reduce began."""
-        bucket.data /= self.world_size
+        p = self.world_size
+        if p & (p - 1) == 0:
+            bucket.data *= 1.0 / p  # the same bits as dividing (a power of two), twice as fast
+        else:
+            bucket.data /= p
         ended = time.perf_counter()
         if self.timeline is not None:
             self.timeline.add("comm", f"all-reduce bucket {bucket.index}", started, ended,
