@@ -23,8 +23,8 @@ Two kinds of round
 *Exchange*: one message out, one in (every round of the ring and the
 butterfly on short buffers). :func:`execute` does it with one ``Sendrecv``,
 which MPI pairs without deadlock, then the reduction: the fewest Python steps
-for a short message. With a trace, or started without blocking, it is an
-``Irecv`` and an ``Isend``, then the reduction.
+for a short message. Started without blocking, it is an ``Irecv`` and an
+``Isend``, then the reduction.
 
 A plan of exchange rounds over a short buffer is *bound* to that buffer the
 first time it runs on it: its messages become MPI persistent requests, set
@@ -193,6 +193,8 @@ class Plan:
 
     rounds: tuple[PlannedRound, ...]
     scratch: int
+    bindable: bool = False
+    """Whether every round is an exchange (then :func:`execute` may bind it, see :class:`Bound`)."""
     spare: dict[np.dtype, np.ndarray] = field(default_factory=dict, compare=False)
     bound: dict[tuple[int, int], Bound] = field(default_factory=dict, compare=False)
     """The plan's persistent messages on the buffers it ran on last (see :class:`Bound`)."""
@@ -294,7 +296,8 @@ def compile_plan(rounds: Sequence[Round], segment: int, n: int | None = None) ->
             exchange = Exchange(out, into, bool(reduces), whole)
         planned.append(PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot))
     scratch = max((r.slot * min(IN_FLIGHT, len(r.reduces)) for r in planned), default=0)
-    return Plan(tuple(planned), scratch)
+    bindable = bool(planned) and all(r.exchange is not None for r in planned)
+    return Plan(tuple(planned), scratch, bindable)
 
 
 def _messages(steps: Sequence[Send] | Sequence[Recv], segment: int) -> tuple[Message, ...]:
@@ -356,47 +359,56 @@ def execute(
         (not per segment), timed with :func:`time.perf_counter`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
-    if trace is None and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
-        # A short buffer that owns its memory: persistent requests, if the plan is all exchanges.
-        bound = plan.bound.get((id(flat), id(comm)))
-        if bound is None:
-            bound = _bind(plan, flat, comm)
-        if bound is not None:
-            for requests, into, landing, reduce in bound.rounds:
-                _start_all(requests)
-                _wait_all(requests)
-                if reduce:
-                    reduce_into(into, landing)
-            return
+    if plan.bindable and trace is None and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
+        # A short buffer that owns its memory, and a plan of exchanges: persistent requests.
+        bound = plan.bound.get((id(flat), id(comm))) or _bind(plan, flat, comm)
+        for requests, into, landing, reduce in bound.rounds:
+            _start_all(requests)
+            _wait_all(requests)
+            if reduce:
+                reduce_into(into, landing)
+        return
     scratch = plan.spare.pop(flat.dtype, None)  # atomic: two threads never share one
     if scratch is None:
         scratch = np.empty(plan.scratch, flat.dtype)
-    if trace is None:
-        for planned in plan.rounds:
-            if planned.exchange is None:
-                for request in _pipelined(planned, flat, scratch, reduce_into, comm, None):
-                    request.Wait()
-                continue
-            # A round of one message each way: one Sendrecv, which MPI pairs
-            # without deadlock, then the reduction (only then: recursive
-            # doubling reduces into the range it has just sent).
-            (to, a, b, out_tag, _), (source, c, d, in_tag, _), reduce, whole = planned.exchange
-            into = flat if whole[1] else flat[c:d]
-            landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
-            comm.Sendrecv(flat if whole[0] else flat[a:b], to, out_tag, landing, source, in_tag)
-            if reduce:
-                reduce_into(into, landing)
-    else:
-        for request in _traced(plan, flat, scratch, reduce_into, comm, trace):
-            request.Wait()
+    for request in _rounds(plan, flat, scratch, reduce_into, comm, trace, blocking=True):
+        request.Wait()
     if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
         plan.spare[flat.dtype] = scratch
 
 
-def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
-    """Bind ``plan`` to ``flat`` and ``comm`` with persistent requests; None if it has other rounds."""
-    if not plan.rounds or any(planned.exchange is None for planned in plan.rounds):
-        return None
+def _sendrecv(
+    planned: PlannedRound,
+    flat: np.ndarray,
+    scratch: np.ndarray,
+    reduce_into: Callable[..., Any] | None,
+    comm: Any,
+    spans: dict[int, tuple[float, float]] | None,
+) -> float:
+    """A round of one message each way, blocking: one ``Sendrecv``, then the reduction.
+
+    MPI pairs the two messages without deadlock. The reduction comes only
+    after both (recursive doubling reduces into the range it has just sent);
+    its span goes into ``spans`` when it is a dict, and the time the messages
+    were done is returned (0 without ``spans``: the clock costs, too).
+    """
+    (to, a, b, out_tag, _), (source, c, d, in_tag, part), reduce, whole = planned.exchange
+    into = flat if whole[1] else flat[c:d]
+    landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
+    comm.Sendrecv(flat if whole[0] else flat[a:b], to, out_tag, landing, source, in_tag)
+    if spans is None:
+        if reduce:
+            reduce_into(into, landing)
+        return 0.0
+    arrived = time.perf_counter()
+    if reduce:
+        reduce_into(into, landing)
+        spans[part] = (arrived, time.perf_counter())
+    return arrived
+
+
+def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound:
+    """Bind ``plan``, all exchange rounds, to ``flat`` and ``comm`` with persistent requests."""
     from mpi4py import MPI  # imported here: importing minidl.dist must not start MPI
 
     global _start_all, _wait_all
@@ -455,32 +467,37 @@ def start(
     scratch = plan.spare.pop(flat.dtype, None)  # given back below, if the request finishes
     if scratch is None:
         scratch = np.empty(plan.scratch, flat.dtype)
-    yield from _traced(plan, flat, scratch, reduce_into, comm, trace)
+    yield from _rounds(plan, flat, scratch, reduce_into, comm, trace)
     if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
         plan.spare[flat.dtype] = scratch
 
 
-def _traced(
+def _rounds(
     plan: Plan,
     flat: np.ndarray,
     scratch: np.ndarray,
     reduce_into: Callable[..., Any] | None,
     comm: Any,
     trace: Trace | None,
+    blocking: bool = False,
 ) -> Iterator[Any]:
-    """Every round of ``plan`` as non-blocking messages, recorded into ``trace`` if given."""
-    if trace is None:
-        for planned in plan.rounds:
-            run = _pipelined if planned.exchange is None else _exchange
-            yield from run(planned, flat, scratch, reduce_into, comm, None)
-        return
-    rank = comm.Get_rank()
+    """Every round of ``plan``, yielding each MPI request it waits on; recorded into ``trace`` if given.
+
+    Exchange rounds are one blocking ``Sendrecv`` when ``blocking`` (what
+    :func:`execute` wants), else an ``Isend`` and an ``Irecv``.
+    """
+    rank = comm.Get_rank() if trace is not None else -1
     for planned in plan.rounds:
-        run = _pipelined if planned.exchange is None else _exchange
-        spans: dict[int, tuple[float, float]] = {}
-        started = time.perf_counter()
-        done = yield from run(planned, flat, scratch, reduce_into, comm, spans)
-        trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
+        spans: dict[int, tuple[float, float]] | None = {} if trace is not None else None
+        started = time.perf_counter() if trace is not None else 0.0
+        if planned.exchange is None:
+            done = yield from _pipelined(planned, flat, scratch, reduce_into, comm, spans)
+        elif blocking:
+            done = _sendrecv(planned, flat, scratch, reduce_into, comm, spans)
+        else:
+            done = yield from _exchange(planned, flat, scratch, reduce_into, comm, spans)
+        if trace is not None:
+            trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
 
 
 def until_done(request: Any) -> Iterator[Any]:
