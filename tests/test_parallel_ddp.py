@@ -46,6 +46,8 @@ def test_bucket_caps_overlap_no_sync_and_the_explicit_version(p, algorithm):
     # element falls in its chunk, so with p > 2 it is compared on trees only.)
     for k in configs:
         assert_states_equal(mine[k]["state"], mine[configs[0]]["state"], k)
+    assert "cap=0.0 overlap=True chatty" in configs
+    assert all(not r[k]["wrong"] for r in results for k in configs), "a collective beside DDP's went wrong"
     assert mine["cap=0.0 overlap=True"]["buckets"] == 8  # lenet(8): one per parameter
     assert mine["cap=inf overlap=True"]["buckets"] == 1
     # Replicas that start from different seeds are identical after construction.
@@ -83,6 +85,19 @@ def test_unknown_algorithm_is_named():
     result = run_mpi(SCRIPTS / "ddp_failures.py", 1, args=["unknown_algorithm"], timeout=60, check=False)
     assert result.returncode != 0
     assert "unknown all-reduce algorithm 'butterfly'" in result.stderr
+
+
+def test_ranks_that_disagree_on_overlap_are_told():
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["different_overlap"], timeout=60, check=False)
+    assert result.returncode != 0
+    assert "rank 1 uses algorithm 'ring', overlap=False" in result.stderr
+
+
+def test_a_backward_that_failed_half_way_is_not_carried_on_from():
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["forward_after_a_failed_backward"], timeout=60,
+                     check=False)
+    assert result.returncode != 0
+    assert "the last backward pass stopped half-way" in result.stderr
 
 
 def test_close_unhooks_the_model():

@@ -15,7 +15,6 @@ minidl`` never starts MPI.
 
 from __future__ import annotations
 
-import functools
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 from minidl.dist import calibration, executor
 from minidl.dist.checks import DTYPES, OPS, check_dtype, check_op
 from minidl.dist.chunking import chunk_bounds
-from minidl.dist.executor import Plan, execute, plan_of, start, until_done
+from minidl.dist.executor import Plan, execute, mpi_module, plan_of, start, until_done
 from minidl.dist.fingerprint import check_agreement
 from minidl.dist.schedules import ALGORITHMS, ROOTED, resolve
 from minidl.dist.steps import ScheduleFn
@@ -163,12 +162,18 @@ class CollectiveRequest:
     ----------
     buf : numpy.ndarray
         The buffer; it holds the result once :attr:`done`.
+
+    Notes
+    -----
+    Finish every request started: one left behind leaves its messages
+    posted, and they would meet the next collective's.
     """
 
     def __init__(self, steps: Iterator[Any], buf: np.ndarray) -> None:
         self._steps = steps
         self._waiting: Any = None
         self._done = False
+        self._error: BaseException | None = None
         self.buf = buf
         self.test()  # post the first messages now
 
@@ -178,12 +183,21 @@ class CollectiveRequest:
         return self._done
 
     def test(self) -> bool:
-        """Move the collective along as far as it goes without blocking; True once it is done."""
+        """Move the collective along as far as it goes without blocking; True once it is done.
+
+        Raises the error that stopped the collective, if one did (again at
+        every later call: a failed collective is never done).
+        """
+        if self._error is not None:
+            raise self._error
         if not self._done:
             try:
                 self._waiting = next(self._steps)
             except StopIteration:
                 self._done, self._waiting = True, None
+            except BaseException as exc:
+                self._error = exc
+                raise
         return self._done
 
     def wait(self) -> np.ndarray:
@@ -349,8 +363,10 @@ def _collective(
     checked on every call; the rest of the arguments are checked by
     :func:`_prepare`, whose answer is cached.
     """
-    comm = _world() if comm is None else _intracomm(comm, collective)
+    comm = _intracomm(comm, collective)
     rank, p = comm.Get_rank(), comm.Get_size()
+    if type(root) is not int:  # 1.0 == 1 and True == 1: a cached answer must not let them through
+        root = _root_index(root, collective, rank)
     flags = buf.flags if type(buf) is np.ndarray else None
     if flags is not None and flags.c_contiguous and flags.writeable:  # the usual case, quickly
         flat = buf if buf.ndim == 1 else buf.reshape(-1)
@@ -374,7 +390,8 @@ def _collective(
     if trace is not None:
         trace.comm = comm
     if not blocking:
-        if call.plan is None:  # only allreduce starts without blocking
+        assert collective == "allreduce", "only allreduce starts without blocking"
+        if call.plan is None:
             steps = until_done(comm.Iallreduce(_mpi().IN_PLACE, flat, op=call.mpi_op))
         else:
             steps = start(call.plan, flat, op, comm, trace)
@@ -450,10 +467,7 @@ def _prepare(
             name, _ = resolve(collective, algorithm)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}, {AUTO!r} or {MPI_BUILTIN!r}") from None
-    try:
-        root = operator.index(root)
-    except TypeError:
-        raise TypeError(f"{where}: root must be an int, got {type(root).__name__}") from None
+    root = _root_index(root, collective, rank)
     if collective in ROOTED and not 0 <= root < p:
         raise ValueError(f"{where}: root {root} is not a rank of this communicator (size {p})")
     fields = (
@@ -484,17 +498,17 @@ def _names_a_rank_may_pass() -> Iterator[str]:
         yield from algorithms
 
 
-@functools.cache
-def _mpi() -> Any:
-    """mpi4py's ``MPI`` module, imported on first use: importing minidl.dist must not start MPI."""
-    from mpi4py import MPI
-
-    return MPI
+_mpi = mpi_module  # mpi4py, imported on first use
 
 
-def _world() -> Any:
-    """``MPI.COMM_WORLD``."""
-    return _mpi().COMM_WORLD
+def _root_index(root: Any, collective: str, rank: int) -> int:
+    """``root`` as an int, or a TypeError naming it."""
+    try:
+        return operator.index(root)
+    except TypeError:
+        raise TypeError(
+            f"{collective} on rank {rank}: root must be an int, got {type(root).__name__}"
+        ) from None
 
 
 def _intracomm(comm: Any, collective: str) -> Any:

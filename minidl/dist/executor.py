@@ -94,6 +94,9 @@ long enough that setting them up each time does not show."""
 BOUND_PER_PLAN = 4
 """Buffers a plan stays bound to; binding one more frees the oldest."""
 
+BOUND_PLANS = 64
+"""Plans that stay bound at once; binding one more unbinds the one bound longest ago."""
+
 POOLED_SCRATCH_BYTES = 64 << 10
 """Scratch up to this size is kept with its plan for the next call; longer
 scratch is allocated per call, which costs little next to the messages that
@@ -198,6 +201,8 @@ class Plan:
     spare: dict[np.dtype, np.ndarray] = field(default_factory=dict, compare=False)
     bound: dict[tuple[int, int], Bound] = field(default_factory=dict, compare=False)
     """The plan's persistent messages on the buffers it ran on last (see :class:`Bound`)."""
+    seen: dict[tuple[int, int], Any] = field(default_factory=dict, compare=False)
+    """Weak references to the buffers it ran on once, not yet bound."""
 
 
 @dataclass
@@ -206,16 +211,17 @@ class Bound:
 
     MPI can set a message up once (``Send_init``, ``Recv_init``) and start it
     any number of times: each start skips reading the buffer's description,
-    which is what an ``Sendrecv`` of a short message spends its time on
+    which is what a ``Sendrecv`` of a short message spends its time on
     (measured on 2 ranks, 1 KiB: 4.0 us per ``Sendrecv``, 2.9 us started
     again). A training loop reduces the same bucket every step, and a
     benchmark the same buffer every call, so :func:`execute` binds each short
     plan to the buffers it meets, a few per plan (:data:`BOUND_PER_PLAN`).
-    Only buffers that own their memory are bound: they are looked up by
-    identity, and a view's identity says nothing about where it points.
-    Binding holds the buffer (short ones only) until the plan binds others.
-    Not for threads: two threads running one plan on more buffers than a plan
-    keeps could free each other's requests.
+    Only buffers that own their memory are bound, the second time the plan
+    meets them: they are looked up by identity (a view's says nothing about
+    where it points), and a buffer used once is not worth it. Binding holds
+    the buffer (short ones only) until the plan binds others. The executor is
+    not for threads: two threads running one plan could, among other things,
+    free each other's requests.
 
     Attributes
     ----------
@@ -361,13 +367,15 @@ def execute(
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
     if plan.bindable and trace is None and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
         # A short buffer that owns its memory, and a plan of exchanges: persistent requests.
-        bound = plan.bound.get((id(flat), id(comm))) or _bind(plan, flat, comm)
-        for requests, into, landing, reduce in bound.rounds:
-            _start_all(requests)
-            _wait_all(requests)
-            if reduce:
-                reduce_into(into, landing)
-        return
+        bound = plan.bound.get((id(flat), id(comm))) or _bind_the_second_time(plan, flat, comm)
+        if bound is not None:
+            mpi = mpi_module()
+            for requests, into, landing, reduce in bound.rounds:
+                mpi.Prequest.Startall(requests)
+                mpi.Request.Waitall(requests)
+                if reduce:
+                    reduce_into(into, landing)
+            return
     scratch = plan.spare.pop(flat.dtype, None)  # atomic: two threads never share one
     if scratch is None:
         scratch = np.empty(plan.scratch, flat.dtype)
@@ -407,12 +415,24 @@ def _sendrecv(
     return arrived
 
 
+def _bind_the_second_time(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
+    """Bind ``plan`` to ``flat`` and ``comm`` if it met that very buffer before; else remember it.
+
+    A buffer used once (a fresh array per call) is not worth binding: setting
+    up persistent requests costs more than one ``Sendrecv``.
+    """
+    key = (id(flat), id(comm))
+    earlier = plan.seen.pop(key, None)
+    if earlier is not None and earlier() is flat:
+        return _bind(plan, flat, comm)
+    if len(plan.seen) >= 2 * BOUND_PER_PLAN:
+        plan.seen.pop(next(iter(plan.seen)))  # the oldest
+    plan.seen[key] = weakref.ref(flat)
+    return None
+
+
 def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound:
     """Bind ``plan``, all exchange rounds, to ``flat`` and ``comm`` with persistent requests."""
-    from mpi4py import MPI  # imported here: importing minidl.dist must not start MPI
-
-    global _start_all, _wait_all
-    _start_all, _wait_all = MPI.Prequest.Startall, MPI.Request.Waitall
     scratch = np.empty(plan.scratch, flat.dtype)
     rounds = []
     for planned in plan.rounds:
@@ -423,27 +443,38 @@ def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound:
         rounds.append((requests, into, landing, reduce))
     if len(plan.bound) >= BOUND_PER_PLAN:
         plan.bound.pop(next(iter(plan.bound))).free()  # the oldest
-    if not _BOUND_PLANS:
-        atexit.register(_free_bound)
-    _BOUND_PLANS[id(plan)] = plan
+    _BOUND_PLANS.pop(id(plan), None)
+    _BOUND_PLANS[id(plan)] = plan  # now the newest
+    if len(_BOUND_PLANS) > BOUND_PLANS:
+        oldest = _BOUND_PLANS.pop(next(iter(_BOUND_PLANS)))
+        while oldest.bound:
+            oldest.bound.popitem()[1].free()
     bound = plan.bound[(id(flat), id(comm))] = Bound(flat, comm, scratch, rounds)
     return bound
 
 
-_start_all: Callable[[list[Any]], None]
-_wait_all: Callable[[list[Any]], None]
-_BOUND_PLANS: weakref.WeakValueDictionary[int, Plan] = weakref.WeakValueDictionary()
+_BOUND_PLANS: dict[int, Plan] = {}
+"""The plans that hold persistent requests, oldest first: held here, so that
+their requests are freed even once the plan caches have let them go."""
 
 
+@atexit.register
 def _free_bound() -> None:
-    """At exit, before MPI finalizes: free every plan's persistent requests."""
-    from mpi4py import MPI
-
-    if MPI.Is_finalized():
+    """At exit, before MPI finalizes (mpi4py does it later): free every persistent request."""
+    if not _BOUND_PLANS or mpi_module().Is_finalized():
         return
-    for plan in list(_BOUND_PLANS.values()):
+    while _BOUND_PLANS:
+        plan = _BOUND_PLANS.popitem()[1]
         while plan.bound:
             plan.bound.popitem()[1].free()
+
+
+@functools.cache
+def mpi_module() -> Any:
+    """mpi4py's ``MPI`` module, imported on first use: importing minidl.dist must not start MPI."""
+    from mpi4py import MPI
+
+    return MPI
 
 
 def start(

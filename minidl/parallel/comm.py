@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 SPIN_SHORT = 5e-5
-"""Seconds a wait polls before it starts sleeping, when sleeping is the better use of the core."""
+"""Seconds a wait polls before it starts giving its core away (yielding, then
+sleeping), when another process may need the core."""
 
 SPIN_LONG = 5e-3
-"""Seconds a wait polls before sleeping when the waiting thread has nothing
+"""Seconds a wait polls before giving its core away when the rank has nothing
 else to do and the rank owns a core. A peer is usually less than a few
 milliseconds behind; a sleeping waiter notices it up to a sleep late, and the
 peer, already inside the all-reduce, waits that long for it (measured on
@@ -72,19 +73,26 @@ _yield = getattr(os, "sched_yield", lambda: time.sleep(0))  # sched_yield is POS
 
 
 def ranks_have_own_cores(comm: Any) -> bool:
-    """Whether each rank of ``comm`` on this machine can have a core of its own.
+    """Whether each rank of ``comm`` can have a core of its own; the same answer on every rank.
 
-    Collective. Counts the ranks sharing this rank's node (MPI's
-    ``COMM_TYPE_SHARED`` split) against the cores this process may run on.
+    Collective. Each rank counts the ranks sharing its node (MPI's
+    ``COMM_TYPE_SHARED`` split) against the cores of that node it may run on
+    (or, when bound to fewer, than the node has); the answer is yes only if
+    it is yes everywhere, so that every rank makes the same choices with it.
     When they fit, a rank that waits with nothing else to do may poll instead
     of sleeping; oversubscribed, polling would take the core from another rank.
     """
     from mpi4py import MPI
 
+    if hasattr(os, "sched_getaffinity"):
+        mine = set(os.sched_getaffinity(0))
+    else:
+        mine = set(range(os.cpu_count() or 1))
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
     try:
         ranks_here = node.Get_size()
+        # Together: ranks bound to a core each (mpiexec -bind-to core) see one apiece.
+        cores_here = set().union(*node.allgather(mine))
     finally:
         node.Free()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return ranks_here <= cores
+    return bool(comm.allreduce(ranks_here <= len(cores_here), op=MPI.LAND))

@@ -137,8 +137,15 @@ class DistributedDataParallel(Module):
 
         check_same_architecture(model, comm)
         broadcast_parameters(model, root=0, comm=comm)
-        # How long a rank at the end of backward polls for its peers before sleeping.
-        self._spin = SPIN_LONG if self.world_size > 1 and ranks_have_own_cores(comm) else SPIN_SHORT
+        # Its own communicator: the all-reduces it leaves in flight during
+        # backward must not meet the messages of anything else the program
+        # sends meanwhile on comm (another DDP, a layer that communicates).
+        self._comm = comm.Dup()
+        # Whether every rank has a core to itself (agreed on by all): then a
+        # rank at the end of backward polls for its peers, and reduces its
+        # last bucket with a blocking all-reduce; else it gives its core away.
+        self._own_cores = self.world_size > 1 and ranks_have_own_cores(self._comm)
+        self._spin = SPIN_LONG if self._own_cores else SPIN_SHORT
 
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.buckets = assign_buckets(named, bucket_cap_mb * 2**20 if math.isfinite(bucket_cap_mb) else math.inf)
@@ -169,6 +176,12 @@ class DistributedDataParallel(Module):
     # ----------------------------------------------------------- forward
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped model, with every ``.grad`` attached to its bucket."""
+        if self._pass_active:
+            raise RuntimeError(
+                f"DistributedDataParallel on rank {self.rank}: the last backward pass stopped half-way "
+                "(an exception), with its gradients not averaged and maybe messages in flight; the "
+                "ranks cannot be brought back in step: end the job, or close() this DDP on every rank "
+                "and wrap the model anew")
         self._attach_grads()
         return self.module(*args, **kwargs)
 
@@ -247,15 +260,11 @@ class DistributedDataParallel(Module):
                 self._finish_bucket(bucket, started)
             if not self._ready:
                 break
-            if self._ready[0].index == 0 and not self._checked:
-                if self._check is None:
-                    self._check = self._start_step_check()
-                if not self._step_checked():
-                    break
+            if self._ready[0].index == 0 and not self._step_checked():
+                break
             bucket = self._ready.popleft()
-            request = iallreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace,
-                                 check=False)
-            self._in_flight = (bucket, request, time.perf_counter())
+            started = time.perf_counter()
+            self._in_flight = (bucket, self._start_allreduce(bucket), started)
         self.stats.comm_seconds += time.perf_counter() - began
 
     def _finish_pass(self) -> None:
@@ -264,8 +273,9 @@ class DistributedDataParallel(Module):
         With overlap, every bucket but the last goes the way of those that
         backward started: one at a time, in order, moved along while waiting
         politely (a peer may still be computing its backward); the last one,
-        then, is reduced blocking, after a barrier. Without overlap, every
-        bucket is reduced now, blocking: the rank has nothing left to compute.
+        then, is reduced after a barrier. Without overlap, every bucket is
+        reduced now. (Reduced: blocking when each rank has a core, started
+        and waited for politely when not.)
         """
         began = time.perf_counter()
         if self.world_size == 1:  # alone: the gradients are already the average
@@ -300,33 +310,49 @@ class DistributedDataParallel(Module):
 
     def _check_same_buckets(self) -> None:
         """Every rank must cut the same buckets with the same algorithm (else all-reduces would not match)."""
-        mine = (self.algorithm, [(b.data.size, str(b.data.dtype)) for b in self.buckets])
+        mine = (self.algorithm, self.overlap, [(b.data.size, str(b.data.dtype)) for b in self.buckets])
         everyone = self.comm.allgather(mine)  # once, small: pickling is fine
         for rank, theirs in enumerate(everyone):
             if theirs != everyone[0]:
                 raise ValueError(
-                    f"DistributedDataParallel: rank {rank} uses algorithm {theirs[0]!r} with {len(theirs[1])} "
-                    f"buckets, rank 0 {everyone[0][0]!r} with {len(everyone[0][1])}: pass the same algorithm "
-                    "and bucket_cap_mb on every rank")
+                    f"DistributedDataParallel: rank {rank} uses algorithm {theirs[0]!r}, overlap={theirs[1]} "
+                    f"and {len(theirs[2])} buckets, rank 0 {everyone[0][0]!r}, overlap={everyone[0][1]} and "
+                    f"{len(everyone[0][2])}: pass the same algorithm, overlap and bucket_cap_mb on every rank")
 
     def _start_step_check(self, phase: int = 0) -> Any:
         """Start the exchange that makes sure every rank is at the same step; returns its request.
 
-        Every synchronised pass starts it at its first gradient (``phase``
-        0), and bucket 0's all-reduce waits for it; :meth:`close` does it too
-        (``phase`` 1). A rank that skipped a step reaches ``close`` while the
-        others start one more pass: the phases differ, and every rank raises
-        instead of waiting forever for an all-reduce that is not coming.
+        Every synchronised pass starts it before bucket 0's all-reduce, which
+        waits for it (``phase`` 0); :meth:`close` does it too (``phase`` 1). A
+        rank that skipped a step reaches ``close`` while the others start one
+        more pass: the phases differ, and every rank raises instead of
+        waiting forever for an all-reduce that is not coming.
         """
         mine = np.array([self._step, phase], dtype=np.int64)
-        return self.comm.Iallgather(mine, self._steps_seen)
+        return self._comm.Iallgather(mine, self._steps_seen)
 
-    def _step_checked(self) -> bool:
-        """Whether the step check, started, has come back (it raises if the ranks disagree)."""
-        if not self._checked and self._check.Test():
-            self._checked = True
-            self._verify_steps()
-        return self._checked
+    def _step_checked(self, wait: bool = False) -> bool:
+        """Whether the step check has come back, starting it if need be (raises if the ranks disagree).
+
+        With ``wait``, wait for it, politely.
+        """
+        if self._checked:
+            return True
+        if self._check is None:
+            self._check = self._start_step_check()
+        if wait:
+            wait_politely(self._check, self._spin)
+        elif not self._check.Test():
+            return False
+        self._checked = True
+        self._verify_steps()
+        return True
+
+    def _start_allreduce(self, bucket: Bucket) -> CollectiveRequest:
+        """Start one bucket's all-reduce without blocking."""
+        # The sizes, dtypes and algorithm were checked equal on every rank at
+        # construction, so the per-call fingerprint check is skipped.
+        return iallreduce(bucket.data, algorithm=self.algorithm, comm=self._comm, trace=self.trace, check=False)
 
     def _verify_steps(self) -> None:
         everyone = self._steps_seen
@@ -338,36 +364,27 @@ class DistributedDataParallel(Module):
 
     def _reduce(self, bucket: Bucket) -> None:
         """All-reduce one bucket, blocking, and average it: this rank's part of one message exchange."""
-        # First wait until every rank has finished backward: polling (this
-        # rank has nothing left to compute) or, oversubscribed, sleeping. Then
+        # First wait, politely, until every rank has finished backward. Then
         # the all-reduce runs with no one waiting inside MPI for a peer still
         # computing, and its time is the communication's alone. Without
         # overlap, bucket 0 comes first and its step check, started now, does
-        # it. With overlap, ranks may split the buckets differently between
-        # started early and reduced now, but all of them reduce the last
-        # bucket last, here: a barrier before it is at the same place on
-        # every rank (unless it is bucket 0: then the check does it).
+        # it. With overlap, this is the last bucket (the others were started
+        # without blocking), and a barrier does it.
         waited = time.perf_counter()
-        if bucket.index == 0 and not self._checked:
-            if self._check is None:
-                self._check = self._start_step_check()
-            wait_politely(self._check, self._spin)
-            self._step_checked()
+        if bucket.index == 0:
+            self._step_checked(wait=True)
         if self._overlapping and bucket is self.buckets[-1]:
-            wait_politely(self.comm.Ibarrier(), self._spin)
+            wait_politely(self._comm.Ibarrier(), self._spin)
         began = time.perf_counter()
         if self.timeline is not None and began - waited > 1e-6:
             self.timeline.add("main", "wait for peers", waited, began, bucket=bucket.index)
-        # The sizes, dtypes and algorithm were checked equal on every rank at
-        # construction, so the per-call fingerprint check is skipped.
-        if self._spin == SPIN_LONG:
-            allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace, check=False)
+        if self._own_cores:
+            allreduce(bucket.data, algorithm=self.algorithm, comm=self._comm, trace=self.trace, check=False)
         else:
             # More ranks than cores: MPI's blocking calls poll without end,
             # keeping the core from the very peer they wait for. Started
-            # without blocking, the all-reduce can wait sleeping.
-            wait_politely(iallreduce(bucket.data, algorithm=self.algorithm, comm=self.comm, trace=self.trace,
-                                     check=False))
+            # without blocking, the all-reduce can wait politely.
+            wait_politely(self._start_allreduce(bucket))
         self.stats.comm_seconds += time.perf_counter() - began
         self._finish_bucket(bucket, began)
 
@@ -417,6 +434,7 @@ class DistributedDataParallel(Module):
         if self.world_size > 1:
             wait_politely(self._start_step_check(phase=1))
             self._verify_steps()
+        self._comm.Free()
 
     def extra_repr(self) -> str:
         sizes = ", ".join(_size(b.nbytes) for b in self.buckets)

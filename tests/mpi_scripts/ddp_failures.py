@@ -47,3 +47,22 @@ elif case == "close_unhooks":
     ddp.close()
     if rank == 0:  # after close, the model trains alone: no collective may start
         F.mse_loss(model(minidl.randn(3, 4)), np.zeros((3, 2), np.float32)).backward()
+
+elif case == "different_overlap":
+    DistributedDataParallel(models.mlp(), bucket_cap_mb=0, overlap=rank != 1)
+
+elif case == "forward_after_a_failed_backward":
+    ddp = DistributedDataParallel(models.mlp(), bucket_cap_mb=0)
+    x, y = minidl.randn(4, 64), np.arange(4)
+    first = next(iter(ddp.module.parameters()))
+
+    def fail(param):
+        raise ValueError("a hook failed on purpose")
+
+    handle = first.register_post_accumulate_grad_hook(fail)
+    try:
+        F.cross_entropy(ddp(x), y).backward()
+    except ValueError:
+        pass  # caught, as a notebook would: the DDP must not carry on as if nothing happened
+    handle.remove()
+    F.cross_entropy(ddp(x), y).backward()

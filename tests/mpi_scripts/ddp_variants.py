@@ -11,6 +11,7 @@ from mpi4py import MPI
 import minidl
 import minidl.functional as F
 from minidl import models, optim
+from minidl.dist import allreduce
 from minidl.parallel import DistributedDataParallel, DistributedSampler, allreduce_gradients, parameters_hash
 from minidl.testing import report
 
@@ -53,12 +54,31 @@ def skew(ddp):
         param.register_post_accumulate_grad_hook(linger)
 
 
+def chatter(ddp, wrong):
+    """Make every gradient hook run a collective of its own on COMM_WORLD, with DDP's tags.
+
+    DDP's all-reduces in flight meanwhile must not take its messages (DDP
+    talks on a communicator of its own); ``wrong`` collects any bad sum.
+    """
+    def talk(param):
+        mine = np.full(3, rank + 1, dtype=np.int64)
+        allreduce(mine, algorithm="ring", comm=comm)
+        if (mine != p * (p + 1) // 2).any():
+            wrong.append(mine.tolist())
+
+    for param in ddp.module.parameters():
+        param.register_post_accumulate_grad_hook(talk)
+
+
 results = {}
-configs = [(cap, overlap, False) for cap in (0.0, 1.0, float("inf")) for overlap in (True, False)]
-for cap, overlap, skewed in configs + [(0.0, True, True), (0.001, True, True)]:
+configs = [(cap, overlap, "") for cap in (0.0, 1.0, float("inf")) for overlap in (True, False)]
+for cap, overlap, variant in configs + [(0.0, True, "skewed"), (0.001, True, "skewed"), (0.0, True, "chatty")]:
     ddp = DistributedDataParallel(fresh(), algorithm=algorithm, bucket_cap_mb=cap, overlap=overlap)
-    if skewed:
+    wrong = []
+    if variant == "skewed":
         skew(ddp)
+    elif variant == "chatty":
+        chatter(ddp, wrong)
     hash_after_construction = parameters_hash(ddp.module)
     opt = optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
     for step, (x, y) in enumerate(batches()):
@@ -70,8 +90,9 @@ for cap, overlap, skewed in configs + [(0.0, True, True), (0.001, True, True)]:
             opt.zero_grad()
         loss.backward()
         opt.step()
-    results[f"cap={cap} overlap={overlap}{' skewed' if skewed else ''}"] = {
-        "state": ddp.module.state_dict(), "buckets": len(ddp.buckets), "initial_hash": hash_after_construction}
+    results[f"cap={cap} overlap={overlap}{' ' + variant if variant else ''}"] = {
+        "state": ddp.module.state_dict(), "buckets": len(ddp.buckets), "initial_hash": hash_after_construction,
+        "wrong": wrong}
     ddp.close()
 
 # The explicit version: one all-reduce per parameter, after backward.
