@@ -54,8 +54,8 @@ def keep_freed_memory(
     Returns
     -------
     bool
-        True if glibc accepted both settings; False elsewhere (not glibc), where
-        nothing changed.
+        True if glibc accepted both settings (the mmap threshold, if refused,
+        capped at 32 MiB); False elsewhere (not glibc), where nothing changed.
 
     Raises
     ------
@@ -68,7 +68,13 @@ def keep_freed_memory(
     mallopt = _mallopt()
     if mallopt is None:
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold) and mallopt(M_TRIM_THRESHOLD, trim_threshold))
+    # Each on its own: older glibc refuses an mmap threshold above 32 MiB
+    # (half its largest heap); then 32 MiB, which covers a step's temporaries.
+    mmap_set = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) or bool(
+        mallopt(M_MMAP_THRESHOLD, min(mmap_threshold, 32 << 20))
+    )
+    trim_set = bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
+    return mmap_set and trim_set
 
 
 def page_faults() -> int:

@@ -34,13 +34,15 @@ BACKENDS = ("cython", "numpy")
 # OpenMP threads that have finished a loop spin for a while before sleeping
 # (GNU OpenMP's default), waiting for the next one. Next to NumPy's own BLAS
 # threads on the same cores, the spinning takes the cores the BLAS threads
-# need: lenet's training step took 68 ms with two threads in each pool, 27 ms
-# with idle OpenMP threads sleeping, 34 ms on one thread. So they sleep,
-# unless the user chose otherwise. Set before the OpenMP runtime loads with
-# the compiled kernels: it reads the variable then.
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+# need: lenet's training step on 28x28 images took 56 ms with two threads in
+# each pool, 22 ms with idle OpenMP threads sleeping (and 20 ms on one
+# thread). So they sleep, unless the user chose otherwise. The OpenMP
+# runtime reads the variable once, when it loads with the compiled kernels;
+# it is set for that moment only, so that other programs and libraries
+# started later (PyTorch, say) keep their own defaults.
+_SLEEPING_OPENMP = "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ
+if _SLEEPING_OPENMP:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-
 try:
     from minidl.kernels import _im2col, _pool, _reduce
 except ImportError as exc:  # the package was copied, or a .pyx added, without a build
@@ -48,6 +50,9 @@ except ImportError as exc:  # the package was copied, or a .pyx added, without a
     _BUILD_ERROR: ImportError | None = exc
 else:
     _BUILD_ERROR = None
+finally:
+    if _SLEEPING_OPENMP:
+        del os.environ["OMP_WAIT_POLICY"]
 
 # Every compiled module and the kernels it holds; the reference holds them all.
 _KERNELS = {
@@ -146,7 +151,7 @@ def set_num_threads(n: int) -> None:
     The default is ``OMP_NUM_THREADS`` when it is set, else 1. Not the
     number of cores: NumPy's BLAS keeps a pool of threads of its own on the
     same cores, and a second thread in each pays only on large batches.
-    (Idle OpenMP threads sleep: ``import minidl`` sets
+    (Idle OpenMP threads sleep: the kernels load their OpenMP runtime with
     ``OMP_WAIT_POLICY=PASSIVE`` unless it is set. Spinning, they took the
     cores from the BLAS threads: the digits CNN trained 18x slower with both
     pools on 2 cores.) ``python -m minidl.train --threads N`` sets both pools. It is an upper bound: a kernel call uses one thread per 32768
