@@ -358,10 +358,11 @@ def _collective(
     """Check the call, agree on it across ranks, and run it (or start it, if not ``blocking``).
 
     Returns the flat view of ``buf`` that was reduced in place, the
-    communicator, and the request of a collective started without blocking. Every call of every collective comes through here, and on a
-    short buffer each microsecond of Python shows, so only the buffer is
-    checked on every call; the rest of the arguments are checked by
-    :func:`_prepare`, whose answer is cached.
+    communicator, and the request of a collective started without blocking.
+    Every call of every collective comes through here, and on a short buffer
+    each microsecond of Python shows, so only the buffer is checked on every
+    call; the rest of the arguments are checked by :func:`_prepare`, whose
+    answer is cached.
     """
     comm = _intracomm(comm, collective)
     rank, p = comm.Get_rank(), comm.Get_size()

@@ -148,17 +148,18 @@ class use:
 def set_num_threads(n: int) -> None:
     """Set how many OpenMP threads the compiled kernels use from now on.
 
-    The default is ``OMP_NUM_THREADS`` when it is set, else 1. Not the
-    number of cores: NumPy's BLAS keeps a pool of threads of its own on the
-    same cores, and a second thread in each pays only on large batches.
-    (Idle OpenMP threads sleep: the kernels load their OpenMP runtime with
-    ``OMP_WAIT_POLICY=PASSIVE`` unless it is set. Spinning, they took the
-    cores from the BLAS threads: the digits CNN trained 18x slower with both
-    pools on 2 cores.) ``python -m minidl.train --threads N`` sets both pools. It is an upper bound: a kernel call uses one thread per 32768
-    elements of work (PyTorch's grain size), so small calls stay on one
-    thread. Results never depend on it: every parallel loop gives each thread
-    whole images (or image channels), so nothing is summed in a different
-    order. The NumPy reference always runs on one thread.
+    The default is ``OMP_NUM_THREADS`` when it is set, else 1. Not the number
+    of cores: NumPy's BLAS keeps a pool of threads of its own on the same
+    cores, and a second thread in each pays only on large batches. (Idle OpenMP
+    threads sleep: the kernels load their OpenMP runtime with
+    ``OMP_WAIT_POLICY=PASSIVE`` unless it is set. Spinning, they took the cores
+    from the BLAS threads: the digits CNN trained 18x slower with both pools on
+    2 cores.) ``python -m minidl.train --threads N`` sets both pools. It is an
+    upper bound: a kernel call uses one thread per 32768 elements of work
+    (PyTorch's grain size), so small calls stay on one thread. Results never
+    depend on it: every parallel loop gives each thread whole images (or image
+    channels), so nothing is summed in a different order. The NumPy reference
+    always runs on one thread.
 
     Parameters
     ----------

@@ -54,10 +54,12 @@ class CommStats:
     steps : int
         Synchronised backward passes.
     allreduces : int
-        Bucket all-reduces started.
+        Bucket all-reduces done.
     comm_seconds : float
-        Time spent communicating: inside all-reduces, and, when overlapping,
-        moving the all-reduces in flight along between two layers' backward.
+        Time this rank spent in communication calls: moving the all-reduces
+        in flight along from the gradient hooks (inside backward) and
+        reducing at backward's end (inside ``wait_seconds``). It overlaps the
+        other times rather than adding to them.
     wait_seconds : float
         Time backward's end spent blocked on all-reduces that overlap did not hide.
     bytes_sent : int

@@ -4,8 +4,9 @@ A :class:`Timeline` records named spans (forward, backward, each bucket's
 all-reduce) on this rank; :meth:`Timeline.to_chrome` merges every rank's spans,
 and the rounds of the collectives from a :class:`minidl.dist.Trace`, into one
 Chrome trace-event file written by rank 0. Each rank is a process row; its
-lanes are the main thread (forward, backward, waiting), the communication
-thread (bucket all-reduces) and the messages of each round.
+lanes are the main thread (forward, backward, waiting), the buckets'
+all-reduces (each from its start to its end: with overlap, backward runs
+meanwhile) and the messages of each round.
 """
 
 from __future__ import annotations
