@@ -376,13 +376,8 @@ def execute(
                 if reduce:
                     reduce_into(into, landing)
             return
-    scratch = plan.spare.pop(flat.dtype, None)  # atomic: two threads never share one
-    if scratch is None:
-        scratch = np.empty(plan.scratch, flat.dtype)
-    for request in _rounds(plan, flat, scratch, reduce_into, comm, trace, blocking=True):
+    for request in _rounds(plan, flat, reduce_into, comm, trace, blocking=True):
         request.Wait()
-    if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
-        plan.spare[flat.dtype] = scratch
 
 
 def _sendrecv(
@@ -495,18 +490,12 @@ def start(
     does both. Parameters as in :func:`execute`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
-    scratch = plan.spare.pop(flat.dtype, None)  # given back below, if the request finishes
-    if scratch is None:
-        scratch = np.empty(plan.scratch, flat.dtype)
-    yield from _rounds(plan, flat, scratch, reduce_into, comm, trace)
-    if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
-        plan.spare[flat.dtype] = scratch
+    return _rounds(plan, flat, reduce_into, comm, trace)
 
 
 def _rounds(
     plan: Plan,
     flat: np.ndarray,
-    scratch: np.ndarray,
     reduce_into: Callable[..., Any] | None,
     comm: Any,
     trace: Trace | None,
@@ -515,8 +504,12 @@ def _rounds(
     """Every round of ``plan``, yielding each MPI request it waits on; recorded into ``trace`` if given.
 
     Exchange rounds are one blocking ``Sendrecv`` when ``blocking`` (what
-    :func:`execute` wants), else an ``Isend`` and an ``Irecv``.
+    :func:`execute` wants), else an ``Isend`` and an ``Irecv``. Scratch comes
+    from the plan's pool and goes back to it once every round is done.
     """
+    scratch = plan.spare.pop(flat.dtype, None)
+    if scratch is None:
+        scratch = np.empty(plan.scratch, flat.dtype)
     rank = comm.Get_rank() if trace is not None else -1
     for planned in plan.rounds:
         spans: dict[int, tuple[float, float]] | None = {} if trace is not None else None
@@ -529,6 +522,8 @@ def _rounds(
             done = yield from _exchange(planned, flat, scratch, reduce_into, comm, spans)
         if trace is not None:
             trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
+    if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
+        plan.spare[flat.dtype] = scratch
 
 
 def until_done(request: Any) -> Iterator[Any]:
