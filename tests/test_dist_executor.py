@@ -5,9 +5,10 @@ compiles each rank's rounds once into a plan of MPI messages, cutting long
 ones into segments so that the reduction of one overlaps the arrival of the
 next. These tests hold the plans to the schedules without MPI: merged back,
 the segments are the schedule's steps; every segment sent has a receive with
-the same tag and range; and the plans, played message by message on p
-in-memory ranks, give the reference result for p up to 64. The same plans on
-real ranks are tested in test_dist_mpi.
+the same tag and range; short exchanges travel in pieces cut alike on both
+sides; and the plans, played message by message on p in-memory ranks, give
+the reference result for p up to 64. The same plans on real ranks are
+tested in test_dist_mpi.
 """
 
 from __future__ import annotations
@@ -20,22 +21,23 @@ from test_dist_simulate import rank_data, reference
 
 from minidl import kernels
 from minidl.dist import ALGORITHMS, OPS, chunk_bounds, schedule
-from minidl.dist.executor import IN_FLIGHT, TAG, Plan, compile_plan, plan_of
+from minidl.dist.executor import IN_FLIGHT, PIECE_BYTES, TAG, Plan, compile_plan, plan_of
 from minidl.dist.schedules import rounds_of
 
 COLLECTIVES = [(c, a) for c, algorithms in ALGORITHMS.items() for a in algorithms]
 SEGMENTS = (1, 3, 64)  # elements: every message cut, some cut unevenly, few cut
+PIECES = ((0, 0), (2, 200))  # (piece, pieced_up_to) elements: never, or most exchanges
 
 
-def plans(collective: str, algorithm: str, p: int, n: int, segment: int, root: int = 0):
+def plans(collective: str, algorithm: str, p: int, n: int, segment: int, root=0, pieces=(0, 0)):
     return [
-        compile_plan(rounds_of(collective, algorithm, p, rank, n, root), segment)
+        compile_plan(rounds_of(collective, algorithm, p, rank, n, root), segment, n, *pieces)
         for rank in range(p)
     ]
 
 
 def merged(messages) -> list[tuple[int, int, int]]:
-    """The segments of each schedule step joined again: (peer, start, stop) per step."""
+    """The segments (or pieces) of each schedule step joined again: (peer, start, stop) per step."""
     steps: dict[int, list] = {}
     for m in messages:
         steps.setdefault(m.part, []).append(m)
@@ -43,19 +45,22 @@ def merged(messages) -> list[tuple[int, int, int]]:
     for part in sorted(steps):
         pieces = steps[part]
         for before, after in zip(pieces, pieces[1:]):
-            assert before.stop == after.start and before.tag == after.tag, "segments must tile"
+            assert before.stop == after.start, "segments must tile"
+            # Segments share their step's tag (MPI keeps their order); pieces number theirs.
+            assert after.tag in (before.tag, before.tag + 1)
         joined.append((pieces[0].peer, pieces[0].start, pieces[-1].stop))
     return joined
 
 
+@pytest.mark.parametrize("pieces", PIECES)
 @pytest.mark.parametrize("segment", SEGMENTS)
 @pytest.mark.parametrize("p", [1, 2, 3, 4, 5, 7, 8, 9])
 @pytest.mark.parametrize("collective, algorithm", COLLECTIVES)
-def test_the_plan_is_the_schedule_cut_into_segments(collective, algorithm, p, segment):
+def test_the_plan_is_the_schedule_cut_into_segments(collective, algorithm, p, segment, pieces):
     for n in sorted({0, 1, p - 1, p, p + 1, 13, 257}):
         for rank in range(p):
             rounds = rounds_of(collective, algorithm, p, rank, n, 0)
-            plan = compile_plan(rounds, segment)
+            plan = compile_plan(rounds, segment, n, *pieces)
             busy = [k for k, rnd in enumerate(rounds) if rnd.sends or rnd.recvs]
             assert [planned.index for planned in plan.rounds] == busy
             for planned in plan.rounds:
@@ -66,9 +71,16 @@ def test_the_plan_is_the_schedule_cut_into_segments(collective, algorithm, p, se
                 assert merged(received) == [(r.peer, r.start, r.stop) for r in rnd.recvs]
                 assert all(rnd.recvs[m.part].reduce for m in planned.reduces)
                 assert not any(rnd.recvs[m.part].reduce for m in planned.copies)
-                for m in planned.sends + planned.copies + planned.reduces:
-                    assert m.stop - m.start <= segment
-                    assert TAG <= m.tag < TAG + len(rnd.sends) + len(rnd.recvs)
+                piece, pieced_up_to = pieces
+                for steps, messages in (
+                    (rnd.sends, planned.sends),
+                    (rnd.recvs, planned.copies + planned.reduces),
+                ):
+                    for m in messages:
+                        count = steps[m.part].count
+                        cut = 0 < piece < count <= min(pieced_up_to, segment)
+                        assert m.stop - m.start <= (piece if cut else segment)
+                        assert TAG <= m.tag < TAG + len(steps) * (-(-count // piece) if cut else 1)
 
 
 def test_segments_are_even_and_each_reduction_waits_for_the_sends_it_overwrites():
@@ -86,9 +98,32 @@ def test_a_round_of_one_message_each_way_is_an_exchange():
     plan = compile_plan(schedule("ring", 4, 1, 100).rounds, segment=1000)
     assert all(planned.exchange is not None for planned in plan.rounds)
     first = plan.rounds[0].exchange
-    assert (first.send.peer, first.recv.peer, first.reduce) == (2, 0, True)
+    assert (first.sends[0].peer, first.recvs[0].peer, first.reduce) == (2, 0, True)
     assert not plan.rounds[-1].exchange.reduce  # the allgather copies
     assert plan.scratch == 25  # one chunk: the ring's O(n / p)
+
+
+@pytest.mark.parametrize("n", [50, 101, 200, 201, 1000])
+def test_exchanges_of_mid_length_go_in_pieces_cut_alike_on_both_sides(n):
+    p, piece, pieced_up_to = 3, 8, 40
+    compiled = plans("allreduce", "ring", p, n, 1000, pieces=(piece, pieced_up_to))
+    for rank, plan in enumerate(compiled):
+        for planned in plan.rounds:
+            exchange = planned.exchange
+            out, into = planned.round.sends[0], planned.round.recvs[0]
+            for step, messages in ((out, exchange.sends), (into, exchange.recvs)):
+                cut = piece < step.count <= pieced_up_to
+                assert len(messages) == (-(-step.count // piece) if cut else 1)
+                assert [m.tag for m in messages] == [TAG + i for i in range(len(messages))]
+                sizes = [m.stop - m.start for m in messages]
+                assert max(sizes) - min(sizes) <= 1  # even pieces
+            # What this rank sends in a round, its peer receives, cut the same way.
+            peer_round = next(r for r in compiled[out.peer].rounds if r.index == planned.index)
+            assert [(m.start, m.stop, m.tag) for m in exchange.sends] == [
+                (m.start, m.stop, m.tag) for m in peer_round.exchange.recvs
+            ]
+        # A reduced step lands whole in scratch, pieces and all: one chunk, as before.
+        assert plan.scratch == max(r.round.recvs[0].count for r in plan.rounds if r.exchange.reduce)
 
 
 @pytest.mark.parametrize("p", [2, 3, 8])
@@ -102,11 +137,20 @@ def test_scratch_is_two_segments_at_most(p):
 
 
 def test_plans_are_compiled_once_per_call_signature():
-    args = ("allreduce", "ring", 4, 2, 1000, 0, 4, 64)
+    args = ("allreduce", "ring", 4, 2, 1000, 0, 4, 64, 0)
     first = plan_of(*args)
     assert plan_of(*args) is first
-    assert plan_of("allreduce", "ring", 4, 2, 1000, 0, 8, 64) is not first  # float64: new cuts
+    assert plan_of("allreduce", "ring", 4, 2, 1000, 0, 8, 64, 0) is not first  # float64: new cuts
     assert isinstance(first, Plan)
+
+
+def test_pieces_are_under_piece_bytes_and_stop_at_pieced_up_to_bytes():
+    for kib, pieces in ((4, 1), (8, 2), (32, 5), (64, 9), (128, 1)):  # 128 KiB: never bound
+        n = kib * 256  # float32: recursive doubling on 2 ranks sends the whole buffer
+        plan = plan_of("allreduce", "recursive_doubling", 2, 0, n, 0, 4, 1 << 20, PIECE_BYTES)
+        sends = plan.rounds[0].exchange.sends
+        assert len(sends) == pieces, f"{kib} KiB"
+        assert all((m.stop - m.start) * 4 <= PIECE_BYTES for m in sends) or pieces == 1
 
 
 # --- The plans, played message by message ---------------------------------------
@@ -144,18 +188,20 @@ def play(all_plans: list[Plan], inputs: list[np.ndarray], op: str) -> list[np.nd
     return buffers
 
 
+@pytest.mark.parametrize("pieces", PIECES)
 @pytest.mark.parametrize("segment", SEGMENTS)
 @pytest.mark.parametrize("p", [1, 2, 3, 5, 8, 17, 64])
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS["allreduce"]))
-def test_played_plans_equal_the_reference(algorithm, p, segment):
+def test_played_plans_equal_the_reference(algorithm, p, segment, pieces):
     every_op = list(zip(OPS, (np.float32, np.int64, np.float64, np.int32)))
     for n in sorted({0, p - 1, p + 1, 3 * p + 2}):
         for op, dtype in every_op if p <= 8 else every_op[:1]:
             inputs = rank_data(p, n, dtype, op)
-            outputs = play(plans("allreduce", algorithm, p, n, segment), inputs, op)
+            outputs = play(plans("allreduce", algorithm, p, n, segment, pieces=pieces), inputs, op)
             for rank, out in enumerate(outputs):
                 assert np.array_equal(out.astype(np.float64), reference(inputs, op)), (
-                    f"{algorithm} p={p} n={n} {op} segment={segment}: rank {rank} is wrong"
+                    f"{algorithm} p={p} n={n} {op} segment={segment} pieces={pieces}: "
+                    f"rank {rank} is wrong"
                 )
 
 

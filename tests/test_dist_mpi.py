@@ -399,30 +399,40 @@ PERSISTENT = """
     import numpy as np
     from mpi4py import MPI
 
-    from minidl.dist import ALGORITHMS, allreduce, executor
+    from minidl.dist import ALGORITHMS, allreduce, executor, iallreduce
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
     rank, p = comm.rank, comm.size
     failures = []
-    n = 37
-    for algorithm in ALGORITHMS["allreduce"]:
-        # More buffers than a plan keeps bound, each reduced again with new contents;
-        # on odd ranks some are views (never bound): the messages must match all the same.
-        owners = [np.zeros(n, np.int64) for _ in range(executor.BOUND_PER_PLAN + 2)]
-        for step in range(3):
-            for k, owner in enumerate(owners):
-                buf = owner if rank % 2 == 0 or k % 2 else np.zeros(2 * n, np.int64)[::2].copy()[:n]
-                buf[:] = np.arange(n) * (rank + 1) + 1000 * step + k
-                allreduce(buf, algorithm=algorithm, check=False)
-                want = np.arange(n) * p * (p + 1) // 2 + p * (1000 * step + k)
-                if not np.array_equal(buf, want):
-                    failures.append(f"{algorithm} step {step} buffer {k}: rank {rank} wrong")
-        plan = executor.plan_of("allreduce", algorithm, p, rank, n, 0, 8, executor.SEGMENT_BYTES)
-        if len(plan.bound) > executor.BOUND_PER_PLAN:
-            failures.append(f"{algorithm}: {len(plan.bound)} buffers bound")
-        if p == 2 and algorithm == "recursive_doubling" and not plan.bound:
-            failures.append("recursive doubling on 2 ranks: one exchange, yet nothing bound")
+    # 37 int64: every message whole; 5000 (40 KB): exchanges in pieces (executor.PIECE_BYTES).
+    for n in (37, 5000):
+        for algorithm in ALGORITHMS["allreduce"]:
+            # More buffers than a plan keeps bound, each reduced again with new contents; on
+            # odd ranks some are views (never bound), and some reduced by a started allreduce:
+            # the messages must match all the same.
+            owners = [np.zeros(n, np.int64) for _ in range(executor.BOUND_PER_PLAN + 2)]
+            for step in range(3):
+                for k, owner in enumerate(owners):
+                    odd = rank % 2 == 1 and k % 2 == 0
+                    buf = np.zeros(2 * n, np.int64)[::2].copy()[:n] if odd else owner
+                    buf[:] = np.arange(n) * (rank + 1) + 1000 * step + k
+                    if odd and step == 1:
+                        iallreduce(buf, algorithm=algorithm, check=False).wait()
+                    else:
+                        allreduce(buf, algorithm=algorithm, check=False)
+                    want = np.arange(n) * p * (p + 1) // 2 + p * (1000 * step + k)
+                    if not np.array_equal(buf, want):
+                        failures.append(f"{algorithm} n {n} step {step} buffer {k}: rank {rank} wrong")
+            layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
+            plan = executor.plan_of("allreduce", algorithm, p, rank, n, 0, 8, *layout)
+            if len(plan.bound) > executor.BOUND_PER_PLAN:
+                failures.append(f"{algorithm}: {len(plan.bound)} buffers bound")
+            if p == 2 and algorithm == "recursive_doubling":
+                if not plan.bound:
+                    failures.append("recursive doubling on 2 ranks: one exchange, yet nothing bound")
+                if n == 5000 and len(plan.rounds[0].exchange.sends) != 5:
+                    failures.append("recursive doubling on 2 ranks: 40 KB not in 5 pieces")
     report({"failures": failures})
 """
 

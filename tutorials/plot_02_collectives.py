@@ -297,3 +297,20 @@ print(f"and it sums like the blocking one: 1 + 2 = {result['sum']:.0f}")
 # calls (MPI's *persistent* requests, ``Send_init``/``Recv_init``), so that
 # a loop reducing the same buffer starts them again instead of describing
 # them to MPI every time.
+#
+# One more thing a real MPI library does behind its point-to-point calls:
+# MPICH sends a message of 8 KiB or more between two ranks of one machine
+# with a *single copy* (the receiver reads the sender's memory through the
+# kernel), and shorter ones through shared-memory cells. The single copy is
+# slow right after the sender wrote the data, which in a collective it
+# always has; so on a short buffer minidl cuts each step of more than 8 KiB
+# into pieces under 8 KiB (``minidl.dist.executor.PIECE_BYTES``), started
+# together. The plan shows them: recursive doubling on 2 ranks over 32 KiB
+# of float32 sends one step, in 5 messages with tags of their own.
+
+from minidl.dist import executor
+
+layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
+plan = executor.plan_of("allreduce", "recursive_doubling", 2, 0, 8192, 0, 4, *layout)
+for m in plan.rounds[0].exchange.sends:
+    print(f"to rank {m.peer}: elements {m.start:5d} to {m.stop:5d}, tag {m.tag}")

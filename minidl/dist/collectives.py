@@ -376,7 +376,8 @@ def _collective(
     # "auto" depends on the model in use: the key names it (by id: hashing it
     # costs more; the cached answer holds it, so the id is not reused meanwhile).
     model = id(calibration.current()) if algorithm == AUTO else 0
-    key = (collective, algorithm, op, root, p, rank, flat.size, flat.dtype, executor.SEGMENT_BYTES, model)
+    layout = (executor.SEGMENT_BYTES, executor.PIECE_BYTES)
+    key = (collective, algorithm, op, root, p, rank, flat.size, flat.dtype, layout, model)
     try:
         call = _PREPARED.get(key)
     except TypeError:  # an unhashable op or algorithm: _prepare names it
@@ -446,7 +447,7 @@ def _prepare(
     rank: int,
     n: int,
     dtype: np.dtype,
-    segment_bytes: int,
+    layout: tuple[int, int],
 ) -> _Call:
     """Check the arguments other than the buffer's shape and compile the plan.
 
@@ -482,7 +483,7 @@ def _prepare(
     if name == MPI_BUILTIN:
         mpi_op = getattr(_mpi(), op.upper()) if op is not None else None  # MPI.SUM, ...
         return _Call(fields, None, root, mpi_op, model)
-    plan = plan_of(collective, algorithm, p, rank, n, root, dtype.itemsize, segment_bytes)
+    plan = plan_of(collective, algorithm, p, rank, n, root, dtype.itemsize, *layout)
     return _Call(fields, plan, root, None, model)
 
 

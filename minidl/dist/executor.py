@@ -20,11 +20,13 @@ The executor knows nothing about algorithms. It works in two steps:
 
 Two kinds of round
 ------------------
-*Exchange*: one message out, one in (every round of the ring and the
+*Exchange*: one step out, one in (every round of the ring and the
 butterfly on short buffers). :func:`execute` does it with one ``Sendrecv``,
 which MPI pairs without deadlock, then the reduction: the fewest Python steps
 for a short message. Started without blocking, it is an ``Irecv`` and an
-``Isend``, then the reduction.
+``Isend``, then the reduction. On a buffer of at most 64 KiB, a step of
+more than 8 KiB travels as *pieces* under 8 KiB (:data:`PIECE_BYTES`), each
+an ``Irecv`` and an ``Isend`` of its own: MPI moves those faster (see there).
 
 A plan of exchange rounds over a short buffer is *bound* to that buffer the
 first time it runs on it: its messages become MPI persistent requests, set
@@ -83,6 +85,28 @@ within 5% of whole messages up to 16 MiB and 1.5 times faster at 64 MiB
 ``minidl.dist.executor.SEGMENT_BYTES`` to watch a short buffer pipelined (in a
 trace) or to tune it for a machine. Every rank must use the same value."""
 
+PIECE_BYTES = 8191
+"""On a buffer short enough to be bound (:data:`BOUND_MAX_BYTES`), a step
+longer than this, up to :data:`PIECED_UP_TO_BYTES`, travels as the fewest
+even pieces of at most this many bytes, each its own message with a tag of
+its own. Why: between two ranks of one
+machine, MPICH sends a message of 8 KiB or more with a *single copy*, the
+receiver reading the sender's memory (``process_vm_readv``; the threshold is
+MPICH's ``MPIR_CVAR_CH4_IPC_CMA_P2P_THRESHOLD``), and shorter ones through
+shared-memory cells, a copy in and a copy out. When the sender has just
+written the data, as it has in a collective (the result of its last
+reduction, or a gradient), the single copy is the slower: measured on two
+ranks, one exchange of float32 right after writing them took 13.6 us whole
+and 7.7 us in pieces at 8 KiB, 31 and 16 us at 32 KiB, 43 and 29 us at
+64 KiB; from 128 KiB on, the single copy wins. Bound plans start every piece
+with one ``Startall``, so pieces cost no Python there; on longer buffers,
+never bound, each piece would cost an ``Isend`` or ``Irecv`` in Python, so
+they go whole. 0 sends every step whole. Read when a plan is compiled (:func:`plan_of` takes it); every rank
+must use the same value."""
+
+PIECED_UP_TO_BYTES = 64 << 10
+"""The longest step that travels in pieces (see :data:`PIECE_BYTES`)."""
+
 IN_FLIGHT = 2
 """Segments of a reduced message posted ahead: one being reduced, one arriving."""
 
@@ -128,17 +152,23 @@ class Message(NamedTuple):
 
 
 class Exchange(NamedTuple):
-    """A round of one message out and one in, ready to unpack in a single step."""
+    """A round of one step out and one in, ready to unpack at once.
 
-    send: Message
-    """The message out."""
-    recv: Message
-    """The message in."""
+    Each step is one message, or several pieces (see :data:`PIECE_BYTES`).
+    """
+
+    sends: tuple[Message, ...]
+    """The step out: its message, or its pieces in order."""
+    recvs: tuple[Message, ...]
+    """The step in: its message, or its pieces in order."""
     reduce: bool
-    """Whether the message in is reduced into the buffer (else copied there)."""
+    """Whether the step in is reduced into the buffer (else copied there)."""
     whole: tuple[bool, bool]
-    """Whether the message out, and the message in, span the whole buffer: then
-    they need no slice of it (slicing costs as much as a 1 KiB copy)."""
+    """Whether the step out, and the step in, are one message spanning the
+    whole buffer: then they need no slice of it (slicing costs as much as a
+    1 KiB copy)."""
+    span: tuple[int, int, int, int]
+    """``(a, b, c, d)``: the step out carries elements ``[a, b)``, the step in ``[c, d)``."""
 
 
 @dataclass(frozen=True)
@@ -162,10 +192,11 @@ class PlannedRound:
         into: they must have left before it is reduced (recursive doubling
         sends and reduces the same range).
     exchange : Exchange or None
-        For a round of one message out and one in, the two, done with a
-        single ``Sendrecv``; None for the other rounds.
+        For a round of one step out and one in, the two, done with a single
+        ``Sendrecv`` (or their pieces); None for the other rounds.
     slot : int
-        Elements of scratch per reduced message in flight.
+        Elements of scratch per reduced message in flight (for an exchange:
+        for the whole step in).
     """
 
     index: int
@@ -250,7 +281,13 @@ class Bound:
         self.rounds = []
 
 
-def compile_plan(rounds: Sequence[Round], segment: int, n: int | None = None) -> Plan:
+def compile_plan(
+    rounds: Sequence[Round],
+    segment: int,
+    n: int | None = None,
+    piece: int = 0,
+    pieced_up_to: int = 0,
+) -> Plan:
     """Compile one rank's ``rounds`` into a :class:`Plan` with segments of ``segment`` elements.
 
     Parameters
@@ -264,6 +301,10 @@ def compile_plan(rounds: Sequence[Round], segment: int, n: int | None = None) ->
     n : int, optional
         The number of elements of the buffer, if known: an exchange of the
         whole buffer then skips slicing it.
+    piece, pieced_up_to : int, optional
+        A step of an exchange longer than ``piece`` elements and at most
+        ``pieced_up_to`` travels in pieces of at most ``piece`` (see
+        :data:`PIECE_BYTES`); 0: never.
 
     Returns
     -------
@@ -281,41 +322,77 @@ def compile_plan(rounds: Sequence[Round], segment: int, n: int | None = None) ->
     [(0, 4), (4, 7), (7, 10)]
     >>> plan.rounds[0].waits, plan.scratch
     (((0,), (1,), (2,)), 8)
+
+    The same exchange in pieces of at most 4: one step each way, in three
+    messages with tags of their own, received into one slot of scratch.
+
+    >>> plan = compile_plan(schedule("recursive_doubling", 2, 0, 10).rounds, 100, 10, 4, 100)
+    >>> [(m.start, m.stop, m.tag - TAG) for m in plan.rounds[0].exchange.sends]
+    [(0, 4, 0), (4, 7, 1), (7, 10, 2)]
+    >>> plan.scratch
+    10
     """
     planned = []
     for k, rnd in enumerate(rounds):
         if not (rnd.sends or rnd.recvs):
             continue
-        sends = _messages(rnd.sends, segment)
-        received = _messages(rnd.recvs, segment)
+        sends = _messages(rnd.sends, segment, piece, pieced_up_to)
+        received = _messages(rnd.recvs, segment, piece, pieced_up_to)
+        exchange = None
+        if len(rnd.sends) == 1 and len(rnd.recvs) == 1:
+            out, into = rnd.sends[0], rnd.recvs[0]
+            if max(out.count, into.count) <= segment:  # no segments: one step each way at once
+                size = n if n is not None else -1
+                whole = (len(sends) == 1 and out.count == size, len(received) == 1 and into.count == size)
+                span = (out.start, out.start + out.count, into.start, into.start + into.count)
+                exchange = Exchange(sends, received, into.reduce, whole, span)
         copies = tuple(m for m in received if not rnd.recvs[m.part].reduce)
         reduces = tuple(m for m in received if rnd.recvs[m.part].reduce)
         waits = tuple(
             tuple(i for i, s in enumerate(sends) if s.start < r.stop and r.start < s.stop)
             for r in reduces
         )
-        slot = max((r.stop - r.start for r in reduces), default=0)
-        exchange = None
-        if len(sends) == 1 and len(received) == 1:
-            (out, into), size = (sends[0], received[0]), n if n is not None else -1
-            whole = (out.stop - out.start == size, into.stop - into.start == size)
-            exchange = Exchange(out, into, bool(reduces), whole)
+        if exchange is not None:
+            slot = rnd.recvs[0].count if exchange.reduce else 0
+        else:
+            slot = max((r.stop - r.start for r in reduces), default=0)
         planned.append(PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot))
-    scratch = max((r.slot * min(IN_FLIGHT, len(r.reduces)) for r in planned), default=0)
+    scratch = max(
+        (r.slot * (1 if r.exchange else min(IN_FLIGHT, len(r.reduces))) for r in planned),
+        default=0,
+    )
     bindable = bool(planned) and all(r.exchange is not None for r in planned)
     return Plan(tuple(planned), scratch, bindable)
 
 
-def _messages(steps: Sequence[Send] | Sequence[Recv], segment: int) -> tuple[Message, ...]:
-    """The MPI messages of a round's sends (or receives): tags numbered per peer, long ones cut."""
+def _messages(
+    steps: Sequence[Send] | Sequence[Recv], segment: int, piece: int = 0, pieced_up_to: int = 0
+) -> tuple[Message, ...]:
+    """The MPI messages of a round's sends (or receives), in order.
+
+    A step longer than ``segment`` is cut into segments that share its tag
+    (``TAG + j`` for the ``j``-th step between the same two ranks in the
+    round: MPI keeps their order); one longer than ``piece`` and at most
+    ``pieced_up_to`` into pieces with tags of their own (``TAG + j + i m``
+    for piece ``i``, with ``m`` steps between the two ranks: MPI may start
+    persistent requests in any order). Either cut depends on the step's
+    length alone, so sender and receiver make the same one.
+    """
     per_peer: dict[int, int] = {}
+    for step in steps:
+        per_peer[step.peer] = per_peer.get(step.peer, 0) + 1
+    numbered: dict[int, int] = {}
     messages = []
     for part, step in enumerate(steps):
-        tag = TAG + per_peer.get(step.peer, 0)
-        per_peer[step.peer] = per_peer.get(step.peer, 0) + 1
-        pieces = max(1, -(-step.count // segment))
-        cuts = chunk_bounds(step.count, pieces)
-        for a, b in zip(cuts, cuts[1:]):
+        j = numbered[step.peer] = numbered.get(step.peer, -1) + 1
+        if step.count > segment:
+            cuts, stride = chunk_bounds(step.count, -(-step.count // segment)), 0
+        elif 0 < piece < step.count <= pieced_up_to:
+            cuts, stride = chunk_bounds(step.count, -(-step.count // piece)), per_peer[step.peer]
+        else:
+            cuts, stride = (0, step.count), 0
+        for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+            tag = TAG + j + i * stride
             messages.append(Message(step.peer, step.start + a, step.start + b, tag, part))
     return tuple(messages)
 
@@ -330,14 +407,21 @@ def plan_of(
     root: int,
     itemsize: int,
     segment_bytes: int,
+    piece_bytes: int,
 ) -> Plan:
     """The compiled plan of one rank's schedule; cached, since every call needs it.
 
     Parameters are those of :func:`~minidl.dist.schedules.schedule`, the size
-    of one element in bytes, and :data:`SEGMENT_BYTES`.
+    of one element in bytes, :data:`SEGMENT_BYTES` and :data:`PIECE_BYTES`.
     """
     rounds = rounds_of(collective, algorithm, p, rank, n, root)
-    return compile_plan(rounds, max(1, segment_bytes // itemsize), n)
+    # Pieces only on buffers short enough to be bound: elsewhere, each piece
+    # costs an Isend or Irecv in Python (on 2 ranks, a 128 KiB ring took 80 us
+    # in pieces, 40 us whole).
+    short = n * itemsize <= BOUND_MAX_BYTES
+    piece = piece_bytes // itemsize if short else 0
+    pieced_up_to = PIECED_UP_TO_BYTES // itemsize if short else 0
+    return compile_plan(rounds, max(1, segment_bytes // itemsize), n, piece, pieced_up_to)
 
 
 def execute(
@@ -388,17 +472,22 @@ def _sendrecv(
     comm: Any,
     spans: dict[int, tuple[float, float]] | None,
 ) -> float:
-    """A round of one message each way, blocking: one ``Sendrecv``, then the reduction.
+    """A round of one step each way, blocking: one ``Sendrecv``, then the reduction.
 
-    MPI pairs the two messages without deadlock. The reduction comes only
-    after both (recursive doubling reduces into the range it has just sent);
-    its span goes into ``spans`` when it is a dict, and the time the messages
-    were done is returned (0 without ``spans``: the clock costs, too).
+    MPI pairs the two messages without deadlock (steps in pieces: every
+    piece posted, then all waited for). The reduction comes only after both
+    (recursive doubling reduces into the range it has just sent); its span
+    goes into ``spans`` when it is a dict, and the time the messages were
+    done is returned (0 without ``spans``: the clock costs, too).
     """
-    (to, a, b, out_tag, _), (source, c, d, in_tag, part), reduce, whole = planned.exchange
-    into = flat if whole[1] else flat[c:d]
-    landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
-    comm.Sendrecv(flat if whole[0] else flat[a:b], to, out_tag, landing, source, in_tag)
+    into, landing = _into_and_landing(planned.exchange, flat, scratch)
+    receives, outs = _exchange_buffers(planned.exchange, flat, landing)
+    if len(receives) == 1 and len(outs) == 1:
+        comm.Sendrecv(*outs[0], *receives[0])
+    else:
+        requests = [comm.Irecv(*m) for m in receives] + [comm.Isend(*m) for m in outs]
+        mpi_module().Request.Waitall(requests)
+    reduce = planned.exchange.reduce
     if spans is None:
         if reduce:
             reduce_into(into, landing)
@@ -406,8 +495,36 @@ def _sendrecv(
     arrived = time.perf_counter()
     if reduce:
         reduce_into(into, landing)
-        spans[part] = (arrived, time.perf_counter())
+        spans[0] = (arrived, time.perf_counter())
     return arrived
+
+
+def _into_and_landing(
+    exchange: Exchange, flat: np.ndarray, scratch: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The range of ``flat`` the step in goes to, and where it lands: scratch if reduced, else there."""
+    c, d = exchange.span[2:]
+    into = flat if exchange.whole[1] else flat[c:d]
+    if not exchange.reduce:
+        return into, into
+    return into, scratch if scratch.size == d - c else scratch[: d - c]
+
+
+def _exchange_buffers(
+    exchange: Exchange, flat: np.ndarray, landing: np.ndarray
+) -> tuple[list[tuple[np.ndarray, int, int]], list[tuple[np.ndarray, int, int]]]:
+    """``(buffer, peer, tag)`` of each message in (into ``landing``), then of each message out."""
+    a, b, c, _ = exchange.span
+    if len(exchange.recvs) == 1:
+        receives = [(landing, exchange.recvs[0].peer, exchange.recvs[0].tag)]
+    else:
+        receives = [(landing[m.start - c : m.stop - c], m.peer, m.tag) for m in exchange.recvs]
+    if len(exchange.sends) == 1:
+        out = exchange.sends[0]
+        outs = [(flat if exchange.whole[0] else flat[a:b], out.peer, out.tag)]
+    else:
+        outs = [(flat[m.start : m.stop], m.peer, m.tag) for m in exchange.sends]
+    return receives, outs
 
 
 def _bind_the_second_time(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
@@ -431,11 +548,10 @@ def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound:
     scratch = np.empty(plan.scratch, flat.dtype)
     rounds = []
     for planned in plan.rounds:
-        (to, a, b, out_tag, _), (source, c, d, in_tag, _), reduce, _ = planned.exchange
-        into = flat[c:d]
-        landing = scratch[: d - c] if reduce else into
-        requests = [comm.Recv_init(landing, source, in_tag), comm.Send_init(flat[a:b], to, out_tag)]
-        rounds.append((requests, into, landing, reduce))
+        into, landing = _into_and_landing(planned.exchange, flat, scratch)
+        receives, outs = _exchange_buffers(planned.exchange, flat, landing)
+        requests = [comm.Recv_init(*m) for m in receives] + [comm.Send_init(*m) for m in outs]
+        rounds.append((requests, into, landing, planned.exchange.reduce))
     if len(plan.bound) >= BOUND_PER_PLAN:
         plan.bound.pop(next(iter(plan.bound))).free()  # the oldest
     _BOUND_PLANS.pop(id(plan), None)
@@ -542,26 +658,23 @@ def _exchange(
 ) -> Generator[Any, None, float]:
     """A round of one message each way, without blocking: :func:`_pipelined` made short.
 
-    The same messages as the ``Sendrecv`` of :func:`execute`, posted as an
-    ``Irecv`` and an ``Isend``; the reduction comes after both are done
-    (recursive doubling reduces into the range it sends).
+    The same messages as the ``Sendrecv`` of :func:`execute` (or its
+    pieces), posted as ``Irecv`` and ``Isend``; the reduction comes after all
+    are done (recursive doubling reduces into the range it sends).
     """
-    (to, a, b, out_tag, _), (source, c, d, in_tag, part), reduce, whole = planned.exchange
-    into = flat if whole[1] else flat[c:d]
-    landing = (scratch if scratch.size == d - c else scratch[: d - c]) if reduce else into
-    received = comm.Irecv(landing, source, in_tag)
-    sent = comm.Isend(flat if whole[0] else flat[a:b], to, out_tag)
-    while not received.Test():
-        yield received
-    while not sent.Test():
-        yield sent
+    into, landing = _into_and_landing(planned.exchange, flat, scratch)
+    receives, outs = _exchange_buffers(planned.exchange, flat, landing)
+    requests = [comm.Irecv(*m) for m in receives] + [comm.Isend(*m) for m in outs]
+    reduce = planned.exchange.reduce
+    for request in requests:
+        yield from until_done(request)
     if reduce:
         if spans is None:
             reduce_into(into, landing)
             return 0.0
         arrived = time.perf_counter()
         reduce_into(into, landing)
-        spans[part] = (arrived, time.perf_counter())
+        spans[0] = (arrived, time.perf_counter())
         return arrived
     return time.perf_counter() if spans is not None else 0.0
 
