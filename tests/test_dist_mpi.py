@@ -405,6 +405,7 @@ PERSISTENT = """
     comm = MPI.COMM_WORLD
     rank, p = comm.rank, comm.size
     failures = []
+    comms = [comm.Dup() for _ in range(executor.BOUND_PER_PLAN + 2)]
     # 37 int64: every message whole; 5000 (40 KB): exchanges in pieces (executor.PIECE_BYTES).
     for n in (37, 5000):
         for algorithm in ALGORITHMS["allreduce"]:
@@ -424,6 +425,20 @@ PERSISTENT = """
                     want = np.arange(n) * p * (p + 1) // 2 + p * (1000 * step + k)
                     if not np.array_equal(buf, want):
                         failures.append(f"{algorithm} n {n} step {step} buffer {k}: rank {rank} wrong")
+            # Started all at once, each on a communicator of its own (one at a time per
+            # communicator): binding the later buffers must not free the requests of the
+            # earlier ones, still in flight.
+            for step in range(3):
+                for k, owner in enumerate(owners):
+                    owner[:] = np.arange(n) * (rank + 1) + k
+                requests = [
+                    iallreduce(o, algorithm=algorithm, comm=c, check=False)
+                    for o, c in zip(owners, comms)
+                ]
+                for k, (owner, request) in enumerate(zip(owners, requests)):
+                    request.wait()
+                    if not np.array_equal(owner, np.arange(n) * p * (p + 1) // 2 + p * k):
+                        failures.append(f"{algorithm} n {n} started {k}: rank {rank} wrong")
             layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
             plan = executor.plan_of("allreduce", algorithm, p, rank, n, 0, 8, *layout)
             if len(plan.bound) > executor.BOUND_PER_PLAN:

@@ -29,8 +29,9 @@ more than 8 KiB travels as *pieces* under 8 KiB (:data:`PIECE_BYTES`), each
 an ``Irecv`` and an ``Isend`` of its own: MPI moves those faster (see there).
 
 A plan of exchange rounds over a short buffer is *bound* to that buffer the
-first time it runs on it: its messages become MPI persistent requests, set
-up once and started again at each call (:class:`Bound`).
+second time it runs on it, blocking or started: its messages become MPI
+persistent requests, set up once and started again at each call
+(:class:`Bound`).
 
 *Pipelined*: everything else. A message longer than :data:`SEGMENT_BYTES`
 travels as segments. Receives that copy land straight in the buffer; receives
@@ -245,8 +246,9 @@ class Bound:
     which is what a ``Sendrecv`` of a short message spends its time on
     (measured on 2 ranks, 1 KiB: 4.0 us per ``Sendrecv``, 2.9 us started
     again). A training loop reduces the same bucket every step, and a
-    benchmark the same buffer every call, so :func:`execute` binds each short
-    plan to the buffers it meets, a few per plan (:data:`BOUND_PER_PLAN`).
+    benchmark the same buffer every call, so :func:`execute` and
+    :func:`start` bind each short plan to the buffers it meets, a few per
+    plan (:data:`BOUND_PER_PLAN`).
     Only buffers that own their memory are bound, the second time the plan
     meets them: they are looked up by identity (a view's says nothing about
     where it points), and a buffer used once is not worth it. Binding holds
@@ -262,16 +264,18 @@ class Bound:
     scratch : numpy.ndarray
         Where reduced messages land.
     rounds : list of tuple
-        Per round, ``(requests, into, landing, reduce)``: the receive's and
-        the send's persistent requests, the
-        buffer range the message in is reduced into, where it lands, and
-        whether it is reduced (else it landed in place).
+        Per round, ``(requests, into, landing, reduce)``: the persistent
+        requests of the messages in, then out (pieces and all), the buffer
+        range the step in is reduced into, where it lands, and whether it is
+        reduced (else it landed in place).
     """
 
     buf: np.ndarray
     comm: Any
     scratch: np.ndarray
     rounds: list[tuple[list[Any], np.ndarray, np.ndarray, bool]]
+    busy: bool = False
+    """Whether a started collective runs on it now: then it must not be freed."""
 
     def free(self) -> None:
         """Free the requests (MPI warns about requests still allocated when it finalizes)."""
@@ -449,19 +453,44 @@ def execute(
         (not per segment), timed with :func:`time.perf_counter`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
-    if plan.bindable and trace is None and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
-        # A short buffer that owns its memory, and a plan of exchanges: persistent requests.
-        bound = plan.bound.get((id(flat), id(comm))) or _bind_the_second_time(plan, flat, comm)
-        if bound is not None:
-            mpi = mpi_module()
-            for requests, into, landing, reduce in bound.rounds:
-                mpi.Prequest.Startall(requests)
-                mpi.Request.Waitall(requests)
-                if reduce:
-                    reduce_into(into, landing)
-            return
+    bound = _bound(plan, flat, comm, trace)
+    if bound is not None:
+        mpi = mpi_module()
+        for requests, into, landing, reduce in bound.rounds:
+            mpi.Prequest.Startall(requests)
+            mpi.Request.Waitall(requests)
+            if reduce:
+                reduce_into(into, landing)
+        return
     for request in _rounds(plan, flat, reduce_into, comm, trace, blocking=True):
         request.Wait()
+
+
+def _bound(plan: Plan, flat: np.ndarray, comm: Any, trace: Trace | None) -> Bound | None:
+    """``plan``'s persistent requests on ``flat``, if it may be bound to it (see :class:`Bound`)."""
+    if plan.bindable and trace is None and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
+        # A short buffer that owns its memory, and a plan of exchanges.
+        bound = plan.bound.get((id(flat), id(comm))) or _bind_the_second_time(plan, flat, comm)
+        return bound if bound is None or not bound.busy else None  # busy: the call is wrong anyway
+    return None
+
+
+def _started_bound(bound: Bound, reduce_into: Callable[..., Any] | None) -> Iterator[Any]:
+    """Perform a bound plan without blocking: :func:`start` for persistent requests.
+
+    Marked busy meanwhile, so that binding other buffers does not free its requests.
+    """
+    mpi = mpi_module()
+    bound.busy = True
+    try:
+        for requests, into, landing, reduce in bound.rounds:
+            mpi.Prequest.Startall(requests)
+            for request in requests:
+                yield from until_done(request)  # a persistent request stays, inactive, once done
+            if reduce:
+                reduce_into(into, landing)
+    finally:
+        bound.busy = False
 
 
 def _sendrecv(
@@ -543,8 +572,14 @@ def _bind_the_second_time(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | No
     return None
 
 
-def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound:
-    """Bind ``plan``, all exchange rounds, to ``flat`` and ``comm`` with persistent requests."""
+def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
+    """Bind ``plan``, all exchange rounds, to ``flat`` and ``comm`` with persistent requests.
+
+    Frees the plan's oldest binding not in flight to make room; None if
+    every one is in flight (started and not yet done): this call runs unbound.
+    """
+    if not _unbind_oldest(plan.bound, BOUND_PER_PLAN - 1):
+        return None
     scratch = np.empty(plan.scratch, flat.dtype)
     rounds = []
     for planned in plan.rounds:
@@ -552,16 +587,21 @@ def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound:
         receives, outs = _exchange_buffers(planned.exchange, flat, landing)
         requests = [comm.Recv_init(*m) for m in receives] + [comm.Send_init(*m) for m in outs]
         rounds.append((requests, into, landing, planned.exchange.reduce))
-    if len(plan.bound) >= BOUND_PER_PLAN:
-        plan.bound.pop(next(iter(plan.bound))).free()  # the oldest
     _BOUND_PLANS.pop(id(plan), None)
     _BOUND_PLANS[id(plan)] = plan  # now the newest
-    if len(_BOUND_PLANS) > BOUND_PLANS:
-        oldest = _BOUND_PLANS.pop(next(iter(_BOUND_PLANS)))
-        while oldest.bound:
-            oldest.bound.popitem()[1].free()
+    for key in list(_BOUND_PLANS)[: max(0, len(_BOUND_PLANS) - BOUND_PLANS)]:
+        if _unbind_oldest(_BOUND_PLANS[key].bound, 0):  # the oldest plans, unless in flight
+            del _BOUND_PLANS[key]
     bound = plan.bound[(id(flat), id(comm))] = Bound(flat, comm, scratch, rounds)
     return bound
+
+
+def _unbind_oldest(bound: dict[tuple[int, int], Bound], keep: int) -> bool:
+    """Free the oldest of ``bound`` that are not in flight until ``keep`` remain; whether they do."""
+    for key in list(bound)[: max(0, len(bound) - keep)]:
+        if not bound[key].busy:
+            bound.pop(key).free()
+    return len(bound) <= keep
 
 
 _BOUND_PLANS: dict[int, Plan] = {}
@@ -606,6 +646,9 @@ def start(
     does both. Parameters as in :func:`execute`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
+    bound = _bound(plan, flat, comm, trace)
+    if bound is not None:
+        return _started_bound(bound, reduce_into)
     return _rounds(plan, flat, reduce_into, comm, trace)
 
 
