@@ -45,7 +45,8 @@ class Event(NamedTuple):
     """When it ended, on the same clock as ``start``."""
     segments: int = 1
     """How many MPI messages carried it: the MPI executor cuts a long message into
-    segments (see :mod:`minidl.dist.executor`); 1 in the simulator."""
+    segments, and a mid-length one of a short buffer into pieces (see
+    :mod:`minidl.dist.executor`); 1 in the simulator."""
 
 
 @dataclass
