@@ -4,6 +4,7 @@ Run it on real ranks::
 
     mpiexec -n 2 python -m mpi4py benchmarks/bench_allreduce.py
     mpiexec -n 2 python -m mpi4py benchmarks/bench_allreduce.py --max-mib 4 --plot allreduce.png
+    mpiexec -n 2 python -m mpi4py benchmarks/bench_allreduce.py --max-mib 0 --piece-bytes 0
 
 For each buffer size (float32, powers of two from 1 KiB to ``--max-mib``) the
 rows run side by side in the same job: every algorithm with ``check=False``
@@ -129,8 +130,8 @@ def rows_for(buf: np.ndarray) -> dict[str, Callable[[], object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-mib", type=int, default=64, help="largest buffer, in MiB")
-    parser.add_argument("--budget", type=float, default=0.3, help="seconds per row and size")
-    parser.add_argument("--passes", type=int, default=5, help="interleaved passes per size")
+    parser.add_argument("--budget", type=float, default=0.45, help="seconds per row and size")
+    parser.add_argument("--passes", type=int, default=9, help="interleaved passes per size")
     parser.add_argument("--plot", metavar="FILE", help="also draw time vs size into FILE")
     parser.add_argument(
         "--segment-kib",
@@ -138,14 +139,30 @@ def main() -> None:
         default=executor.SEGMENT_BYTES >> 10,
         help="cut longer messages into segments of this many KiB (minidl.dist.executor)",
     )
+    parser.add_argument(
+        "--piece-bytes",
+        type=int,
+        default=executor.PIECE_BYTES,
+        help="send mid-length steps of short buffers in pieces of at most this many bytes; "
+        "0: whole (minidl.dist.executor)",
+    )
     args = parser.parse_args()
     executor.SEGMENT_BYTES = args.segment_kib << 10
+    executor.PIECE_BYTES = args.piece_bytes
 
     sizes = [1 << k for k in range(10, 20 + args.max_mib.bit_length())]
     model = calibrate(comm)
     if rank == 0:
         print(f"allreduce of float32 on {p} ranks, {MPI.Get_library_version().splitlines()[0]}")
         print(f"messages longer than {args.segment_kib} KiB travel in segments")
+        if args.piece_bytes:
+            print(
+                f"on buffers up to {executor.BOUND_MAX_BYTES >> 10} KiB, steps longer than "
+                f"{args.piece_bytes} B (up to {executor.PIECED_UP_TO_BYTES >> 10} KiB) "
+                f"travel in pieces of at most {args.piece_bytes} B"
+            )
+        else:
+            print("every step of a short buffer travels whole (--piece-bytes 0)")
         print(
             f"calibrated model: alpha {model.alpha * 1e6:.2f} us, "
             f"beta {model.beta * 1e9:.3f} ns/B ({1e-9 / max(model.beta, 1e-30):.1f} GB/s), "
