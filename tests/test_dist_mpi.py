@@ -424,7 +424,8 @@ PERSISTENT = """
                         allreduce(buf, algorithm=algorithm, check=False)
                     want = np.arange(n) * p * (p + 1) // 2 + p * (1000 * step + k)
                     if not np.array_equal(buf, want):
-                        failures.append(f"{algorithm} n {n} step {step} buffer {k}: rank {rank} wrong")
+                        where = f"n {n} step {step} buffer {k}"
+                        failures.append(f"{algorithm} {where}: rank {rank} wrong")
             # Started all at once, each on a communicator of its own (one at a time per
             # communicator): binding the later buffers must not free the requests of the
             # earlier ones, still in flight.
@@ -445,7 +446,7 @@ PERSISTENT = """
                 failures.append(f"{algorithm}: {len(plan.bound)} buffers bound")
             if p == 2 and algorithm == "recursive_doubling":
                 if not plan.bound:
-                    failures.append("recursive doubling on 2 ranks: one exchange, yet nothing bound")
+                    failures.append("recursive doubling on 2 ranks: nothing bound")
                 if n == 5000 and len(plan.rounds[0].exchange.sends) != 5:
                     failures.append("recursive doubling on 2 ranks: 40 KB not in 5 pieces")
     report({"failures": failures})

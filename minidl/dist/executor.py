@@ -90,10 +90,10 @@ PIECE_BYTES = 8191
 """On a buffer short enough to be bound (:data:`BOUND_MAX_BYTES`), a step
 longer than this, up to :data:`PIECED_UP_TO_BYTES`, travels as the fewest
 even pieces of at most this many bytes, each its own message with a tag of
-its own. Why: between two ranks of one
-machine, MPICH sends a message of 8 KiB or more with a *single copy*, the
-receiver reading the sender's memory (``process_vm_readv``; the threshold is
-MPICH's ``MPIR_CVAR_CH4_IPC_CMA_P2P_THRESHOLD``), and shorter ones through
+its own. Why: between two ranks of one machine, MPICH sends a message of
+8 KiB or more with a *single copy*, the receiver reading the sender's memory
+(``process_vm_readv``; the threshold is MPICH's
+``MPIR_CVAR_CH4_IPC_CMA_P2P_THRESHOLD``), and shorter ones through
 shared-memory cells, a copy in and a copy out. When the sender has just
 written the data, as it has in a collective (the result of its last
 reduction, or a gradient), the single copy is the slower: measured on two
@@ -102,8 +102,8 @@ and 7.7 us in pieces at 8 KiB, 31 and 16 us at 32 KiB, 43 and 29 us at
 64 KiB; from 128 KiB on, the single copy wins. Bound plans start every piece
 with one ``Startall``, so pieces cost no Python there; on longer buffers,
 never bound, each piece would cost an ``Isend`` or ``Irecv`` in Python, so
-they go whole. 0 sends every step whole. Read when a plan is compiled (:func:`plan_of` takes it); every rank
-must use the same value."""
+they go whole. 0 sends every step whole. Read when a plan is compiled
+(:func:`plan_of` takes it); every rank must use the same value."""
 
 PIECED_UP_TO_BYTES = 64 << 10
 """The longest step that travels in pieces (see :data:`PIECE_BYTES`)."""
@@ -306,9 +306,9 @@ def compile_plan(
         The number of elements of the buffer, if known: an exchange of the
         whole buffer then skips slicing it.
     piece, pieced_up_to : int, optional
-        A step of an exchange longer than ``piece`` elements and at most
-        ``pieced_up_to`` travels in pieces of at most ``piece`` (see
-        :data:`PIECE_BYTES`); 0: never.
+        A step longer than ``piece`` elements and at most ``pieced_up_to``
+        (and not cut into segments) travels in pieces of at most ``piece``
+        (see :data:`PIECE_BYTES`); 0: never.
 
     Returns
     -------
@@ -347,7 +347,10 @@ def compile_plan(
             out, into = rnd.sends[0], rnd.recvs[0]
             if max(out.count, into.count) <= segment:  # no segments: one step each way at once
                 size = n if n is not None else -1
-                whole = (len(sends) == 1 and out.count == size, len(received) == 1 and into.count == size)
+                whole = (
+                    len(sends) == 1 and out.count == size,
+                    len(received) == 1 and into.count == size,
+                )
                 span = (out.start, out.start + out.count, into.start, into.start + into.count)
                 exchange = Exchange(sends, received, into.reduce, whole, span)
         copies = tuple(m for m in received if not rnd.recvs[m.part].reduce)
@@ -531,7 +534,7 @@ def _sendrecv(
 def _into_and_landing(
     exchange: Exchange, flat: np.ndarray, scratch: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The range of ``flat`` the step in goes to, and where it lands: scratch if reduced, else there."""
+    """Where in ``flat`` the step in goes, and where it lands: scratch if reduced, else there."""
     c, d = exchange.span[2:]
     into = flat if exchange.whole[1] else flat[c:d]
     if not exchange.reduce:
@@ -597,7 +600,7 @@ def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
 
 
 def _unbind_oldest(bound: dict[tuple[int, int], Bound], keep: int) -> bool:
-    """Free the oldest of ``bound`` that are not in flight until ``keep`` remain; whether they do."""
+    """Free the oldest of ``bound`` not in flight until ``keep`` remain; whether they do."""
     for key in list(bound)[: max(0, len(bound) - keep)]:
         if not bound[key].busy:
             bound.pop(key).free()
