@@ -23,6 +23,7 @@ from minidl import kernels
 from minidl.dist import ALGORITHMS, OPS, chunk_bounds, schedule
 from minidl.dist.executor import IN_FLIGHT, PIECE_BYTES, TAG, Plan, compile_plan, plan_of
 from minidl.dist.schedules import rounds_of
+from minidl.dist.steps import Recv, Round, Send
 
 COLLECTIVES = [(c, a) for c, algorithms in ALGORITHMS.items() for a in algorithms]
 SEGMENTS = (1, 3, 64)  # elements: every message cut, some cut unevenly, few cut
@@ -46,8 +47,9 @@ def merged(messages) -> list[tuple[int, int, int]]:
         pieces = steps[part]
         for before, after in zip(pieces, pieces[1:]):
             assert before.stop == after.start, "segments must tile"
-            # Segments share their step's tag (MPI keeps their order); pieces number theirs.
-            assert after.tag in (before.tag, before.tag + 1)
+        # Segments share their step's tag (MPI keeps their order); pieces have tags of their own.
+        tags = [m.tag for m in pieces]
+        assert len(set(tags)) in (1, len(tags))
         joined.append((pieces[0].peer, pieces[0].start, pieces[-1].stop))
     return joined
 
@@ -142,6 +144,43 @@ def test_plans_are_compiled_once_per_call_signature():
     assert plan_of(*args) is first
     assert plan_of("allreduce", "ring", 4, 2, 1000, 0, 8, 64, 0) is not first  # float64: new cuts
     assert isinstance(first, Plan)
+
+
+def test_pieces_of_several_steps_to_one_peer_have_tags_of_their_own():
+    # No built-in schedule sends two steps to one peer in a round; a custom one may.
+    rnd = Round(
+        sends=(
+            Send(1, range(0, 1), 0, 10),
+            Send(2, range(1, 2), 10, 13),
+            Send(1, range(2, 3), 13, 20),
+        ),
+        recvs=(Recv(1, range(3, 4), 20, 29, True), Recv(1, range(4, 5), 29, 30, False)),
+    )
+    plan = compile_plan([rnd], segment=100, n=30, piece=4, pieced_up_to=100)
+    (planned,) = plan.rounds
+    for messages in (planned.sends, planned.copies + planned.reduces):
+        keys = [(m.peer, m.tag) for m in messages]
+        assert len(set(keys)) == len(keys), keys  # Startall may start them in any order
+    to_one = [(m.start, m.stop, m.tag - TAG) for m in planned.sends if m.peer == 1]
+    # Two steps to rank 1: step j's piece i gets TAG + j + 2 i.
+    assert to_one == [(0, 4, 0), (4, 7, 2), (7, 10, 4), (13, 17, 1), (17, 20, 3)]
+
+
+def test_plans_never_bound_send_every_step_whole():
+    # The tree's rounds are not exchanges: no rank binds it, so pieces would cost Python.
+    for rank in range(4):
+        plan = plan_of("allreduce", "tree", 4, rank, 8000, 0, 4, 1 << 20, PIECE_BYTES)
+        assert all(len({m.part for m in r.sends}) == len(r.sends) for r in plan.rounds)
+    # Recursive doubling on 3 ranks: rank 1 exchanges only, ranks 0 and 2 fold in and out.
+    plans = [plan_of("allreduce", "recursive_doubling", 3, r, 8000, 0, 4, 1 << 20, PIECE_BYTES)
+             for r in range(3)]
+    assert [p.bindable for p in plans] == [False, True, False]
+    assert all(len(r.sends) <= 1 for p in plans for r in p.rounds)  # whole, on every rank
+
+
+def test_piece_bytes_under_1024_are_refused():
+    with pytest.raises(ValueError, match="PIECE_BYTES"):
+        plan_of("allreduce", "ring", 2, 0, 5000, 0, 4, 1 << 20, 100)
 
 
 def test_pieces_are_under_piece_bytes_and_stop_at_pieced_up_to_bytes():

@@ -303,7 +303,7 @@ print(f"and it sums like the blocking one: 1 + 2 = {result['sum']:.0f}")
 # with a *single copy* (the receiver reads the sender's memory through the
 # kernel), and shorter ones through shared-memory cells. The single copy is
 # slow right after the sender wrote the data, which in a collective it
-# always has; so on a short buffer minidl cuts each step of more than 8 KiB
+# always has; so on a short buffer minidl cuts each step of 8 KiB or more
 # into pieces under 8 KiB (``minidl.dist.executor.PIECE_BYTES``), started
 # together. The plan shows them: recursive doubling on 2 ranks over 32 KiB
 # of float32 sends one step, in 5 messages with tags of their own.

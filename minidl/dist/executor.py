@@ -5,12 +5,14 @@ The executor knows nothing about algorithms. It works in two steps:
 1. :func:`compile_plan` turns the rounds of one rank (from
    :func:`~minidl.dist.schedules.rounds_of`) into a :class:`Plan`: per round,
    flat tuples of the MPI messages to post, each with its element range, peer
-   and tag, long messages already cut into segments, and the scratch space a
-   call needs. :func:`plan_of` caches the plan per (collective, algorithm,
-   ``p``, rank, ``n``, root, element size), so a training loop that reduces
-   the same bucket every step walks the schedule generator once, not every
-   step: looping over :class:`~minidl.dist.steps.Round` objects costs
-   microseconds per round, as much as a short message itself.
+   and tag, long messages already cut into segments (mid-length ones of
+   short buffers into pieces), and the scratch space a call needs.
+   :func:`plan_of` caches the plan per (collective, algorithm, ``p``, rank,
+   ``n``, root, element size, :data:`SEGMENT_BYTES`, :data:`PIECE_BYTES`),
+   so a training loop that reduces the same bucket every step walks the
+   schedule generator once, not every step: looping over
+   :class:`~minidl.dist.steps.Round` objects costs microseconds per round, as
+   much as a short message itself.
 2. :func:`execute` runs a plan on one buffer, blocking until it is done;
    :func:`start` runs it without blocking, as a generator that yields each
    MPI request it waits on, so that its caller can compute meanwhile (MPI's
@@ -24,9 +26,10 @@ Two kinds of round
 butterfly on short buffers). :func:`execute` does it with one ``Sendrecv``,
 which MPI pairs without deadlock, then the reduction: the fewest Python steps
 for a short message. Started without blocking, it is an ``Irecv`` and an
-``Isend``, then the reduction. On a buffer of at most 64 KiB, a step of
-more than 8 KiB travels as *pieces* under 8 KiB (:data:`PIECE_BYTES`), each
-an ``Irecv`` and an ``Isend`` of its own: MPI moves those faster (see there).
+``Isend``, then the reduction. On a buffer of at most 64 KiB whose plan is
+exchanges on every rank, a step of 8 KiB or more travels as *pieces* under
+8 KiB (:data:`PIECE_BYTES`), each an ``Irecv`` and an ``Isend`` of its
+own: MPI moves those faster (see there).
 
 A plan of exchange rounds over a short buffer is *bound* to that buffer the
 second time it runs on it, blocking or started: its messages become MPI
@@ -71,9 +74,10 @@ from minidl.dist.trace import Event, Trace
 
 TAG = 27_171
 """The MPI tag of the first message between two ranks in a round; the ``j``-th
-gets ``TAG + j``. Apart from tags a program uses for its own messages (MPI
-guarantees tags up to 32767). Sender and receiver number the messages between
-them alike, since a schedule lists them in the same order on both sides."""
+gets ``TAG + j`` (its pieces, if any, ``TAG + j + i m``: see :func:`_messages`).
+Apart from tags a program uses for its own messages (MPI guarantees tags up
+to 32767). Sender and receiver number the messages between them alike, since
+a schedule lists them in the same order on both sides."""
 
 SEGMENT_BYTES = 1 << 20
 """Messages longer than this travel as segments of at most this many bytes, so
@@ -87,7 +91,8 @@ within 5% of whole messages up to 16 MiB and 1.5 times faster at 64 MiB
 trace) or to tune it for a machine. Every rank must use the same value."""
 
 PIECE_BYTES = 8191
-"""On a buffer short enough to be bound (:data:`BOUND_MAX_BYTES`), a step
+"""On a buffer short enough to be bound (:data:`BOUND_MAX_BYTES`), by a
+plan of exchanges on every rank (so that each rank may bind it), a step
 longer than this, up to :data:`PIECED_UP_TO_BYTES`, travels as the fewest
 even pieces of at most this many bytes, each its own message with a tag of
 its own. Why: between two ranks of one machine, MPICH sends a message of
@@ -100,13 +105,18 @@ reduction, or a gradient), the single copy is the slower: measured on two
 ranks, one exchange of float32 right after writing them took 13.6 us whole
 and 7.7 us in pieces at 8 KiB, 31 and 16 us at 32 KiB, 43 and 29 us at
 64 KiB; from 128 KiB on, the single copy wins. Bound plans start every piece
-with one ``Startall``, so pieces cost no Python there; on longer buffers,
-never bound, each piece would cost an ``Isend`` or ``Irecv`` in Python, so
-they go whole. 0 sends every step whole. Read when a plan is compiled
-(:func:`plan_of` takes it); every rank must use the same value."""
+with one ``Startall``, so pieces cost no Python there. A call that is not
+bound (traced, on a view, the first on a buffer) posts an ``Isend`` and an
+``Irecv`` per piece, which costs more than the pieces save from 32 KiB on
+(a traced ring on 2 ranks: 1.9 to 2.7 times MPI's ``Allreduce`` at 32 KiB);
+and plans that are never bound (naive, tree, ...) send every step whole. 0
+sends every step whole; else at least 1024 (tags stay under 32767). Read when
+a plan is compiled (:func:`plan_of` takes it); every rank must use the same
+value."""
 
 PIECED_UP_TO_BYTES = 64 << 10
-"""The longest step that travels in pieces (see :data:`PIECE_BYTES`)."""
+"""The longest step that travels in pieces (see :data:`PIECE_BYTES`). A
+constant: cached plans do not see a new value."""
 
 IN_FLIGHT = 2
 """Segments of a reduced message posted ahead: one being reduced, one arriving."""
@@ -114,13 +124,16 @@ IN_FLIGHT = 2
 BOUND_MAX_BYTES = 64 << 10
 """Plans of exchange rounds over buffers up to this size are bound to their
 buffers with persistent requests (see :class:`Bound`): longer messages take
-long enough that setting them up each time does not show."""
+long enough that setting them up each time does not show. A constant: cached
+plans (their pieces) do not see a new value."""
 
 BOUND_PER_PLAN = 4
-"""Buffers a plan stays bound to; binding one more frees the oldest."""
+"""Buffers a plan stays bound to; binding one more frees the oldest not in
+flight (if every one is, the call runs unbound)."""
 
 BOUND_PLANS = 64
-"""Plans that stay bound at once; binding one more unbinds the one bound longest ago."""
+"""Plans that stay bound at once; binding one more unbinds the one bound
+longest ago (but not its bindings in flight)."""
 
 POOLED_SCRATCH_BYTES = 64 << 10
 """Scratch up to this size is kept with its plan for the next call; longer
@@ -229,7 +242,8 @@ class Plan:
     rounds: tuple[PlannedRound, ...]
     scratch: int
     bindable: bool = False
-    """Whether every round is an exchange (then :func:`execute` may bind it, see :class:`Bound`)."""
+    """Whether every round is an exchange (then :func:`execute` and :func:`start`
+    may bind it, see :class:`Bound`)."""
     spare: dict[np.dtype, np.ndarray] = field(default_factory=dict, compare=False)
     bound: dict[tuple[int, int], Bound] = field(default_factory=dict, compare=False)
     """The plan's persistent messages on the buffers it ran on last (see :class:`Bound`)."""
@@ -252,7 +266,9 @@ class Bound:
     Only buffers that own their memory are bound, the second time the plan
     meets them: they are looked up by identity (a view's says nothing about
     where it points), and a buffer used once is not worth it. Binding holds
-    the buffer (short ones only) until the plan binds others. The executor is
+    the buffer (short ones only) until the plan binds others; a binding in
+    flight (started, not done) is never freed, and one left in flight by a
+    started collective that was abandoned stays so until exit. The executor is
     not for threads: two threads running one plan could, among other things,
     free each other's requests.
 
@@ -421,14 +437,30 @@ def plan_of(
     Parameters are those of :func:`~minidl.dist.schedules.schedule`, the size
     of one element in bytes, :data:`SEGMENT_BYTES` and :data:`PIECE_BYTES`.
     """
+    if 0 < piece_bytes < 1024:
+        raise ValueError(f"PIECE_BYTES must be 0 or at least 1024, not {piece_bytes}")
     rounds = rounds_of(collective, algorithm, p, rank, n, root)
-    # Pieces only on buffers short enough to be bound: elsewhere, each piece
+    segment = max(1, segment_bytes // itemsize)
+    # Pieces only where every rank may bind its plan: elsewhere, each piece
     # costs an Isend or Irecv in Python (on 2 ranks, a 128 KiB ring took 80 us
-    # in pieces, 40 us whole).
-    short = n * itemsize <= BOUND_MAX_BYTES
-    piece = piece_bytes // itemsize if short else 0
-    pieced_up_to = PIECED_UP_TO_BYTES // itemsize if short else 0
-    return compile_plan(rounds, max(1, segment_bytes // itemsize), n, piece, pieced_up_to)
+    # in pieces, 40 us whole). Every rank must decide alike, so not by its own plan.
+    pieced = piece_bytes > 0 and n * itemsize <= BOUND_MAX_BYTES
+    if pieced and _every_rank_exchanges(collective, algorithm, p, n, root, segment):
+        piece, pieced_up_to = piece_bytes // itemsize, PIECED_UP_TO_BYTES // itemsize
+    else:
+        piece = pieced_up_to = 0
+    return compile_plan(rounds, segment, n, piece, pieced_up_to)
+
+
+@functools.lru_cache(maxsize=1024)
+def _every_rank_exchanges(
+    collective: str, algorithm: str | ScheduleFn, p: int, n: int, root: int, segment: int
+) -> bool:
+    """Whether the plan of every rank is exchange rounds only (so that each may bind it)."""
+    return all(
+        compile_plan(rounds_of(collective, algorithm, p, r, n, root), segment, n).bindable
+        for r in range(p)
+    )
 
 
 def execute(
@@ -444,7 +476,7 @@ def execute(
     ----------
     plan : Plan
         This rank's plan; every rank of ``comm`` must run its own plan of the
-        same schedule (and :data:`SEGMENT_BYTES`) at the same time.
+        same schedule (and :data:`SEGMENT_BYTES`, :data:`PIECE_BYTES`) at the same time.
     flat : numpy.ndarray
         The buffer: 1-D, C-contiguous, writable, of a dtype the kernels support.
     op : str or None
@@ -481,19 +513,19 @@ def _bound(plan: Plan, flat: np.ndarray, comm: Any, trace: Trace | None) -> Boun
 def _started_bound(bound: Bound, reduce_into: Callable[..., Any] | None) -> Iterator[Any]:
     """Perform a bound plan without blocking: :func:`start` for persistent requests.
 
-    Marked busy meanwhile, so that binding other buffers does not free its requests.
+    :func:`start` marks ``bound`` busy, so that binding other buffers does not
+    free its requests; only running to the end makes it idle again (a
+    collective abandoned half-way may leave requests active, which must be
+    neither started again nor freed before they complete).
     """
     mpi = mpi_module()
-    bound.busy = True
-    try:
-        for requests, into, landing, reduce in bound.rounds:
-            mpi.Prequest.Startall(requests)
-            for request in requests:
-                yield from until_done(request)  # a persistent request stays, inactive, once done
-            if reduce:
-                reduce_into(into, landing)
-    finally:
-        bound.busy = False
+    for requests, into, landing, reduce in bound.rounds:
+        mpi.Prequest.Startall(requests)
+        for request in requests:
+            yield from until_done(request)  # a persistent request stays, inactive, once done
+        if reduce:
+            reduce_into(into, landing)
+    bound.busy = False
 
 
 def _sendrecv(
@@ -651,6 +683,7 @@ def start(
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
     bound = _bound(plan, flat, comm, trace)
     if bound is not None:
+        bound.busy = True  # from now: the generator may not even be run yet
         return _started_bound(bound, reduce_into)
     return _rounds(plan, flat, reduce_into, comm, trace)
 
@@ -689,7 +722,8 @@ def _rounds(
 
 
 def until_done(request: Any) -> Iterator[Any]:
-    """Yield ``request`` until it has completed (``Test`` frees it once it has)."""
+    """Yield ``request`` until it has completed (``Test`` then frees it, or makes a
+    persistent request inactive)."""
     while not request.Test():
         yield request
 
@@ -702,7 +736,7 @@ def _exchange(
     comm: Any,
     spans: dict[int, tuple[float, float]] | None,
 ) -> Generator[Any, None, float]:
-    """A round of one message each way, without blocking: :func:`_pipelined` made short.
+    """A round of one step each way, without blocking: :func:`_pipelined` made short.
 
     The same messages as the ``Sendrecv`` of :func:`execute` (or its
     pieces), posted as ``Irecv`` and ``Isend``; the reduction comes after all
