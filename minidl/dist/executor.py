@@ -551,7 +551,21 @@ def _sendrecv(
     else:
         requests = [comm.Irecv(*m) for m in receives] + [comm.Isend(*m) for m in outs]
         mpi_module().Request.Waitall(requests)
-    reduce = planned.exchange.reduce
+    return _reduce_arrived(planned.exchange.reduce, into, landing, reduce_into, spans)
+
+
+def _reduce_arrived(
+    reduce: bool,
+    into: np.ndarray,
+    landing: np.ndarray,
+    reduce_into: Callable[..., Any] | None,
+    spans: dict[int, tuple[float, float]] | None,
+) -> float:
+    """The end of an exchange round: reduce ``landing`` into ``into`` if ``reduce``.
+
+    Records the reduction's span into ``spans`` when it is a dict, and returns
+    the time the messages were done (0 without ``spans``: the clock costs, too).
+    """
     if spans is None:
         if reduce:
             reduce_into(into, landing)
@@ -745,18 +759,9 @@ def _exchange(
     into, landing = _into_and_landing(planned.exchange, flat, scratch)
     receives, outs = _exchange_buffers(planned.exchange, flat, landing)
     requests = [comm.Irecv(*m) for m in receives] + [comm.Isend(*m) for m in outs]
-    reduce = planned.exchange.reduce
     for request in requests:
         yield from until_done(request)
-    if reduce:
-        if spans is None:
-            reduce_into(into, landing)
-            return 0.0
-        arrived = time.perf_counter()
-        reduce_into(into, landing)
-        spans[0] = (arrived, time.perf_counter())
-        return arrived
-    return time.perf_counter() if spans is not None else 0.0
+    return _reduce_arrived(planned.exchange.reduce, into, landing, reduce_into, spans)
 
 
 def _pipelined(
