@@ -257,3 +257,42 @@ def test_played_plans_of_the_building_blocks(p):
         for root in range(p):
             got = play(plans("broadcast", algorithm, p, n, 2, root), inputs, "sum")
             assert all(np.array_equal(out, inputs[root]) for out in got)
+
+
+# --- Bindings (persistent requests), without MPI ------------------------------
+
+
+class FakeRequest:
+    """What ``Recv_init``/``Send_init`` return, as far as binding cares."""
+
+    def __init__(self) -> None:
+        self.freed = False
+
+    def Free(self) -> None:
+        self.freed = True
+
+
+class FakeComm:
+    def Recv_init(self, buf, peer, tag) -> FakeRequest:
+        return FakeRequest()
+
+    Send_init = Recv_init
+
+
+def test_bindings_hold_at_most_bound_held_bytes_but_never_free_one_in_flight(monkeypatch):
+    from minidl.dist import executor
+
+    monkeypatch.setattr(executor, "_BOUND_PLANS", {})
+    monkeypatch.setattr(executor, "BOUND_HELD_BYTES", 3 * 16_000)  # three bindings of 1000 float64
+    plan = compile_plan(schedule("recursive_doubling", 2, 0, 1000).rounds, segment=10**6, n=1000)
+    comm, buffers = FakeComm(), [np.zeros(1000) for _ in range(4)]
+    first = executor._bind(plan, buffers[0], comm)
+    first.busy = True  # started, not done
+    second = executor._bind(plan, buffers[1], comm)
+    for buf in buffers[2:]:
+        executor._bind(plan, buf, comm)
+    held = [b.buf for b in plan.bound.values()]
+    assert held == [buffers[0], buffers[2], buffers[3]]  # the oldest idle one went
+    assert sum(b.nbytes for b in plan.bound.values()) <= executor.BOUND_HELD_BYTES
+    assert second.rounds == []  # its requests were freed
+    assert not any(request.freed for requests, *_ in first.rounds for request in requests)

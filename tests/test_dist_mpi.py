@@ -406,8 +406,9 @@ PERSISTENT = """
     rank, p = comm.rank, comm.size
     failures = []
     comms = [comm.Dup() for _ in range(executor.BOUND_PER_PLAN + 2)]
-    # 37 int64: every message whole; 5000 (40 KB): exchanges in pieces (executor.PIECE_BYTES).
-    for n in (37, 5000):
+    # 37 int64: every message whole; 5000 (40 KB): exchanges in pieces (executor.PIECE_BYTES);
+    # 100003 (800 KB): bound too, up to executor.BOUND_MAX_BYTES.
+    for n in (37, 5000, 100_003):
         for algorithm in ALGORITHMS["allreduce"]:
             # More buffers than a plan keeps bound, each reduced again with new contents; on
             # odd ranks some are views (never bound), and some reduced by a started allreduce:

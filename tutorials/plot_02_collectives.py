@@ -292,8 +292,8 @@ print(f"and it sums like the blocking one: 1 + 2 = {result['sum']:.0f}")
 # tests, and the work between two tests must be short for the messages to
 # keep moving; on a network, the card moves them meanwhile. And short
 # messages are best left blocking: on a few kilobytes, the Python that moves
-# a request along costs as much as the messages. For the same reason the
-# blocking ``allreduce`` of a short buffer keeps its messages set up between
+# a request along costs as much as the messages. For the same reason an
+# ``allreduce`` of a buffer of up to 4 MiB keeps its messages set up between
 # calls (MPI's *persistent* requests, ``Send_init``/``Recv_init``), so that
 # a loop reducing the same buffer starts them again instead of describing
 # them to MPI every time.
