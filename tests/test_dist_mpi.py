@@ -399,7 +399,7 @@ PERSISTENT = """
     import numpy as np
     from mpi4py import MPI
 
-    from minidl.dist import ALGORITHMS, allreduce, executor, iallreduce
+    from minidl.dist import ALGORITHMS, Trace, allreduce, executor, iallreduce
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -450,6 +450,20 @@ PERSISTENT = """
                     failures.append("recursive doubling on 2 ranks: nothing bound")
                 if n == 5000 and len(plan.rounds[0].exchange.sends) != 5:
                     failures.append("recursive doubling on 2 ranks: 40 KB not in 5 pieces")
+    # Traced, a buffer's second call runs bound: the same events, pieces and all.
+    for n in (37, 5000):
+        buf = np.arange(n, dtype=np.float64)
+        traces = [Trace(), Trace(), Trace()]
+        for trace in traces:
+            allreduce(buf, algorithm="ring", trace=trace, check=False)
+        layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
+        if not executor.plan_of("allreduce", "ring", p, rank, n, 0, 8, *layout).bound:
+            failures.append(f"traced ring n {n}: never bound")
+        seen = [[(e.round, e.kind, e.peer, e.count, e.segments) for e in t.events] for t in traces]
+        if not seen[0] or seen[1] != seen[0] or seen[2] != seen[0]:
+            failures.append(f"traced ring n {n}: rank {rank} events differ once bound")
+        if n == 5000 and p == 2 and max(e.segments for e in traces[2].events) != 3:
+            failures.append("traced ring n 5000 on 2 ranks: 20 KB steps not in 3 pieces")
     report({"failures": failures})
 """
 

@@ -105,9 +105,10 @@ ranks, one exchange of float32 right after writing them took 13.6 us whole
 and 7.7 us in pieces at 8 KiB, 31 and 16 us at 32 KiB, 43 and 29 us at
 64 KiB; from 128 KiB on, the single copy wins. Bound plans start every piece
 with one ``Startall``, so pieces cost no Python there. A call that is not
-bound (traced, on a view, the first on a buffer) posts an ``Isend`` and an
+bound (on a view, the first on a buffer) posts an ``Isend`` and an
 ``Irecv`` per piece, which costs more than the pieces save from 32 KiB on
-(a traced ring on 2 ranks: 1.9 to 2.7 times MPI's ``Allreduce`` at 32 KiB);
+(a ring on 2 ranks, traced and so not bound then: 1.9 to 2.7 times MPI's
+``Allreduce`` at 32 KiB);
 and plans that are never bound (naive, tree, ...) send every step whole. 0
 sends every step whole; else at least 1024 (tags stay under 32767). Read when
 a plan is compiled (:func:`plan_of` takes it); every rank must use the same
@@ -287,16 +288,17 @@ class Bound:
     scratch : numpy.ndarray
         Where reduced messages land.
     rounds : list of tuple
-        Per round, ``(requests, into, landing, reduce)``: the persistent
-        requests of the messages in, then out (pieces and all), the buffer
-        range the step in is reduced into, where it lands, and whether it is
-        reduced (else it landed in place).
+        Per round, ``(requests, into, landing, reduce, planned)``: the
+        persistent requests of the messages in, then out (pieces and all), the
+        buffer range the step in is reduced into, where it lands, whether it
+        is reduced (else it landed in place), and the round of the plan (what
+        a trace records).
     """
 
     buf: np.ndarray
     comm: Any
     scratch: np.ndarray
-    rounds: list[tuple[list[Any], np.ndarray, np.ndarray, bool]]
+    rounds: list[tuple[list[Any], np.ndarray, np.ndarray, bool, PlannedRound]]
     busy: bool = False
     """Whether a started collective runs on it now: then it must not be freed."""
 
@@ -500,43 +502,55 @@ def execute(
         (not per segment), timed with :func:`time.perf_counter`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
-    bound = _bound(plan, flat, comm, trace)
-    if bound is not None:
+    bound = _bound(plan, flat, comm)
+    if bound is not None and trace is None:  # the shortest path: a training loop's
         mpi = mpi_module()
-        for requests, into, landing, reduce in bound.rounds:
+        for requests, into, landing, reduce, _ in bound.rounds:
             mpi.Prequest.Startall(requests)
             mpi.Request.Waitall(requests)
             if reduce:
                 reduce_into(into, landing)
         return
-    for request in _rounds(plan, flat, reduce_into, comm, trace, blocking=True):
+    if bound is not None:
+        bound.busy = True
+        steps = _started_bound(bound, reduce_into, comm, trace)
+    else:
+        steps = _rounds(plan, flat, reduce_into, comm, trace, blocking=True)
+    for request in steps:
         request.Wait()
 
 
-def _bound(plan: Plan, flat: np.ndarray, comm: Any, trace: Trace | None) -> Bound | None:
+def _bound(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
     """``plan``'s persistent requests on ``flat``, if it may be bound to it (see :class:`Bound`)."""
-    if plan.bindable and trace is None and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
+    if plan.bindable and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
         # A buffer that owns its memory, and a plan of exchanges.
         bound = plan.bound.get((id(flat), id(comm))) or _bind_the_second_time(plan, flat, comm)
         return bound if bound is None or not bound.busy else None  # busy: the call is wrong anyway
     return None
 
 
-def _started_bound(bound: Bound, reduce_into: Callable[..., Any] | None) -> Iterator[Any]:
-    """Perform a bound plan without blocking: :func:`start` for persistent requests.
+def _started_bound(
+    bound: Bound, reduce_into: Callable[..., Any] | None, comm: Any, trace: Trace | None
+) -> Iterator[Any]:
+    """Perform a bound plan as a generator of the requests it waits on: :func:`_rounds`, bound.
 
-    :func:`start` marks ``bound`` busy, so that binding other buffers does not
+    Its caller marks ``bound`` busy, so that binding other buffers does not
     free its requests; only running to the end makes it idle again (a
     collective abandoned half-way may leave requests active, which must be
-    neither started again nor freed before they complete).
+    neither started again nor freed before they complete). Recorded into
+    ``trace`` if given, as :func:`_rounds` records.
     """
     mpi = mpi_module()
-    for requests, into, landing, reduce in bound.rounds:
+    rank = comm.Get_rank() if trace is not None else -1
+    for requests, into, landing, reduce, planned in bound.rounds:
+        spans: dict[int, tuple[float, float]] | None = {} if trace is not None else None
+        started = time.perf_counter() if trace is not None else 0.0
         mpi.Prequest.Startall(requests)
         for request in requests:
             yield from until_done(request)  # a persistent request stays, inactive, once done
-        if reduce:
-            reduce_into(into, landing)
+        done = _reduce_arrived(reduce, into, landing, reduce_into, spans)
+        if trace is not None:
+            trace.record_later(_events, rank, planned, bound.buf.itemsize, started, done, spans)
     bound.busy = False
 
 
@@ -647,7 +661,7 @@ def _bind(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
         into, landing = _into_and_landing(planned.exchange, flat, scratch)
         receives, outs = _exchange_buffers(planned.exchange, flat, landing)
         requests = [comm.Recv_init(*m) for m in receives] + [comm.Send_init(*m) for m in outs]
-        rounds.append((requests, into, landing, planned.exchange.reduce))
+        rounds.append((requests, into, landing, planned.exchange.reduce, planned))
     bound = plan.bound[(id(flat), id(comm))] = Bound(flat, comm, scratch, rounds)
     _BOUND_PLANS.pop(id(plan), None)
     _BOUND_PLANS[id(plan)] = plan  # now the newest
@@ -725,10 +739,10 @@ def start(
     does both. Parameters as in :func:`execute`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
-    bound = _bound(plan, flat, comm, trace)
+    bound = _bound(plan, flat, comm)
     if bound is not None:
         bound.busy = True  # from now: the generator may not even be run yet
-        return _started_bound(bound, reduce_into)
+        return _started_bound(bound, reduce_into, comm, trace)
     return _rounds(plan, flat, reduce_into, comm, trace)
 
 
