@@ -10,6 +10,9 @@ executor meets them:
   1 (a ring allgather on a communicator of the two: one round, each rank
   sending and receiving the same number of bytes), segments and all: the time
   per byte of exchanges from 1 to 64 MiB, fitted to all of them (see below).
+  Each buffer is written just before it is sent, as a collective sends what
+  its rank has just computed: on one machine that costs more than sending
+  data the cache holds clean.
 - gamma from the reduction kernel, run as the executor runs it: segment by
   segment (:data:`~minidl.dist.executor.SEGMENT_BYTES`) into buffers of the
   same sizes, from one segment of scratch. Ranks 0 and 1 time it at the same
@@ -28,7 +31,9 @@ costs 1.5 to 2 times as much per byte as 4 MiB). So beta and gamma are the
 slopes that best fit every measured size, by least squares on the *relative*
 error (each size weighted by one over its time squared): the prediction is
 then about as far off, in percent, for a 1 MiB buffer as for a 64 MiB one,
-where two sizes alone would fit those two and miss the rest.
+where two sizes alone would fit those two and miss the rest. The sizes are
+timed in turn, a few calls each, over and over, so that a machine whose
+speed drifts slows all of them alike.
 
 With those numbers, :meth:`Calibration.predict` prices an algorithm as
 ``overhead +`` :func:`~minidl.dist.cost.cost`, and :meth:`Calibration.choose`
@@ -153,9 +158,8 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
     if pair != MPI.COMM_NULL:
         if pair.Get_size() == 2:
             values[0] = _swap_time(pair, _SMALL, repeats)
-            exchanges = [_exchange_time(pair, nbytes, repeats) for nbytes in _LONG]
-            values[1] = _per_byte(_LONG, exchanges, values[0])
-        values[2] = _per_byte(_LONG, [_reduce_time(nbytes, repeats) for nbytes in _LONG], 0.0)
+            values[1] = _per_byte(_LONG, _exchange_times(pair, _LONG, repeats), values[0])
+        values[2] = _per_byte(_LONG, _reduce_times(_LONG, repeats), 0.0)
         pair.Free()
     if rank == 0:
         values[3] = _overhead(MPI.COMM_SELF, repeats)
@@ -188,14 +192,38 @@ def _per_byte(sizes: tuple[int, ...], times: list[float], fixed: float) -> float
 
 
 def _median_time(call: Callable[[], Any], repeats: int) -> float:
-    """Median seconds of ``call()`` over ``repeats`` timings, after one untimed warm-up."""
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
+    """Median seconds of ``call()`` over ``repeats`` timings (see :func:`_median_times`)."""
+    return _median_times([call], repeats)[0]
+
+
+def _median_times(
+    calls: list[Callable[[], Any]],
+    repeats: int,
+    before: list[Callable[[], Any]] | None = None,
+    sweeps: int = 4,
+) -> list[float]:
+    """Median seconds of each of ``calls`` over ``repeats`` timings, in ``sweeps`` sweeps.
+
+    Each sweep times every call in turn, ``repeats / sweeps`` times in a row
+    after one untimed warm-up (so that each is timed with its buffers in
+    cache, as a loop calling it would find them). The sweeps spread each
+    call's timings over the whole measurement, so that a machine whose
+    speed drifts (shared, throttled) slows all of them alike instead of the
+    one it was timing then: the slopes fitted to them would bend.
+    ``before[i]()``, if given, runs untimed before each call of ``calls[i]``.
+    """
+    times: list[list[float]] = [[] for _ in calls]
+    per_sweep = max(1, -(-repeats // sweeps))
+    for _ in range(sweeps):
+        for i, call in enumerate(calls):
+            for timed in [False] + [True] * per_sweep:
+                if before is not None:
+                    before[i]()
+                started = time.perf_counter()
+                call()
+                if timed:
+                    times[i].append(time.perf_counter() - started)
+    return [float(np.median(t)) for t in times]
 
 
 def _swap_time(pair: Any, nbytes: int, repeats: int) -> float:
@@ -209,27 +237,35 @@ def _swap_time(pair: Any, nbytes: int, repeats: int) -> float:
     return _median_time(swap, repeats)
 
 
-def _exchange_time(pair: Any, nbytes: int, repeats: int) -> float:
-    """Median time for the executor to swap ``nbytes`` bytes between the two ranks of ``pair``."""
+def _exchange_times(pair: Any, sizes: tuple[int, ...], repeats: int) -> list[float]:
+    """Median times for the executor to swap each of ``sizes`` bytes between the ranks of ``pair``."""
     # Imported here: minidl.dist.collectives imports this module, for "auto".
     from minidl.dist.collectives import allgather
 
-    both = np.zeros(2 * nbytes // 4, dtype=np.float32)  # each rank's half goes to the other
-    return _median_time(lambda: allgather(both, comm=pair, check=False), repeats)
+    # Each rank's half of a buffer goes to the other. Written before each
+    # exchange, untimed: a collective sends what its rank has just computed
+    # (a gradient, a reduced chunk), and between two ranks of one machine that
+    # costs more than sending data the cache holds clean.
+    buffers = [np.zeros(2 * nbytes // 4, dtype=np.float32) for nbytes in sizes]
+    return _median_times(
+        [lambda both=both: allgather(both, comm=pair, check=False) for both in buffers],
+        repeats,
+        before=[lambda both=both: np.add(both, 1.0, out=both) for both in buffers],
+    )
 
 
-def _reduce_time(nbytes: int, repeats: int) -> float:
-    """Median time of the sum kernel over ``nbytes`` bytes of float32, a segment at a time."""
-    dst = np.ones(nbytes // 4, dtype=np.float32)
+def _reduce_times(sizes: tuple[int, ...], repeats: int) -> list[float]:
+    """Median times of the sum kernel over each of ``sizes`` bytes of float32, a segment at a time."""
     segment = executor.SEGMENT_BYTES // 4
     scratch = np.ones(segment, dtype=np.float32)
 
-    def reduce() -> None:
+    def reduce(dst: np.ndarray) -> None:
         for start in range(0, dst.size, segment):
             part = dst[start : start + segment]
             kernels.add_into(part, scratch[: part.size])
 
-    return _median_time(reduce, repeats)
+    buffers = [np.ones(nbytes // 4, dtype=np.float32) for nbytes in sizes]
+    return _median_times([lambda dst=dst: reduce(dst) for dst in buffers], repeats)
 
 
 def _overhead(comm_self: Any, repeats: int) -> float:
