@@ -238,7 +238,7 @@ def _swap_time(pair: Any, nbytes: int, repeats: int) -> float:
 
 
 def _exchange_times(pair: Any, sizes: tuple[int, ...], repeats: int) -> list[float]:
-    """Median times for the executor to swap each of ``sizes`` bytes between the ranks of ``pair``."""
+    """Median times for the executor to swap each of ``sizes`` bytes between ``pair``'s ranks."""
     # Imported here: minidl.dist.collectives imports this module, for "auto".
     from minidl.dist.collectives import allgather
 
@@ -255,7 +255,7 @@ def _exchange_times(pair: Any, sizes: tuple[int, ...], repeats: int) -> list[flo
 
 
 def _reduce_times(sizes: tuple[int, ...], repeats: int) -> list[float]:
-    """Median times of the sum kernel over each of ``sizes`` bytes of float32, a segment at a time."""
+    """Median times of the sum kernel over each of ``sizes`` bytes of float32, by segments."""
     segment = executor.SEGMENT_BYTES // 4
     scratch = np.ones(segment, dtype=np.float32)
 
