@@ -10,9 +10,6 @@ executor meets them:
   1 (a ring allgather on a communicator of the two: one round, each rank
   sending and receiving the same number of bytes), segments and all: the time
   per byte of exchanges from 1 to 64 MiB, fitted to all of them (see below).
-  The half each rank sends is written just before, as a collective sends
-  what its rank has just computed: on one machine that costs more than
-  sending data the cache holds clean.
 - gamma from the reduction kernel, run as the executor runs it: segment by
   segment (:data:`~minidl.dist.executor.SEGMENT_BYTES`) into buffers of the
   same sizes, from one segment of scratch. Ranks 0 and 1 time it at the same
@@ -242,17 +239,10 @@ def _exchange_times(pair: Any, sizes: tuple[int, ...], repeats: int) -> list[flo
     # Imported here: minidl.dist.collectives imports this module, for "auto".
     from minidl.dist.collectives import allgather
 
-    # Each rank's half of a buffer goes to the other. That half is written
-    # before each exchange, untimed: a collective sends what its rank has just
-    # computed (a gradient, a reduced chunk), and between two ranks of one
-    # machine that costs more than sending data the cache holds clean.
+    # Each rank's half of a buffer goes to the other.
     buffers = [np.zeros(2 * nbytes // 4, dtype=np.float32) for nbytes in sizes]
-    mine = [both.reshape(2, -1)[pair.Get_rank()] for both in buffers]
-    return _median_times(
-        [lambda both=both: allgather(both, comm=pair, check=False) for both in buffers],
-        repeats,
-        before=[lambda half=half: np.add(half, 1.0, out=half) for half in mine],
-    )
+    calls = [lambda both=both: allgather(both, comm=pair, check=False) for both in buffers]
+    return _median_times(calls, repeats)
 
 
 def _reduce_times(sizes: tuple[int, ...], repeats: int) -> list[float]:
