@@ -129,15 +129,13 @@ def test_predictions_add_the_per_call_overhead_but_choose_alike():
         assert model.choose(4, nbytes) == plain.choose(4, nbytes)
 
 
-def test_calibration_times_every_size_in_each_sweep_after_a_warm_up_and_a_write():
-    log: list[str] = []
-    calls = [lambda i=i: log.append(f"call {i}") for i in range(2)]
-    before = [lambda i=i: log.append(f"write {i}") for i in range(2)]
-    medians = calibration._median_times(calls, repeats=4, before=before, sweeps=2)
+def test_calibration_times_every_size_in_each_sweep_after_a_warm_up():
+    log: list[int] = []
+    calls = [lambda i=i: log.append(i) for i in range(2)]
+    medians = calibration._median_times(calls, repeats=4, sweeps=2)
     assert len(medians) == 2 and all(m >= 0 for m in medians)
-    # Per sweep, per call: a warm-up and repeats / sweeps timed calls, each after its write.
-    one_sweep = [f"{step} {i}" for i in range(2) for _ in range(3) for step in ("write", "call")]
-    assert log == one_sweep * 2
+    # Per sweep, each call in turn: a warm-up, then repeats / sweeps timed calls.
+    assert log == ([0] * 3 + [1] * 3) * 2
 
 
 def test_calibration_fits_one_slope_to_every_size_by_relative_error():

@@ -193,12 +193,7 @@ def _median_time(call: Callable[[], Any], repeats: int) -> float:
     return _median_times([call], repeats)[0]
 
 
-def _median_times(
-    calls: list[Callable[[], Any]],
-    repeats: int,
-    before: list[Callable[[], Any]] | None = None,
-    sweeps: int = 4,
-) -> list[float]:
+def _median_times(calls: list[Callable[[], Any]], repeats: int, sweeps: int = 4) -> list[float]:
     """Median seconds of each of ``calls`` over ``repeats`` timings, in ``sweeps`` sweeps.
 
     Each sweep times every call in turn, ``repeats / sweeps`` times in a row
@@ -207,15 +202,12 @@ def _median_times(
     call's timings over the whole measurement, so that a machine whose
     speed drifts (shared, throttled) slows all of them alike instead of the
     one it was timing then: the slopes fitted to them would bend.
-    ``before[i]()``, if given, runs untimed before each call of ``calls[i]``.
     """
     times: list[list[float]] = [[] for _ in calls]
     per_sweep = max(1, -(-repeats // sweeps))
     for _ in range(sweeps):
         for i, call in enumerate(calls):
             for timed in [False] + [True] * per_sweep:
-                if before is not None:
-                    before[i]()
                 started = time.perf_counter()
                 call()
                 if timed:
