@@ -512,7 +512,6 @@ def execute(
                 reduce_into(into, landing)
         return
     if bound is not None:
-        bound.busy = True
         steps = _started_bound(bound, reduce_into, comm, trace)
     else:
         steps = _rounds(plan, flat, reduce_into, comm, trace, blocking=True)
@@ -534,12 +533,20 @@ def _started_bound(
 ) -> Iterator[Any]:
     """Perform a bound plan as a generator of the requests it waits on: :func:`_rounds`, bound.
 
-    Its caller marks ``bound`` busy, so that binding other buffers does not
-    free its requests; only running to the end makes it idle again (a
-    collective abandoned half-way may leave requests active, which must be
-    neither started again nor freed before they complete). Recorded into
-    ``trace`` if given, as :func:`_rounds` records.
+    Marks ``bound`` busy at once (before the generator first runs), so that
+    binding other buffers does not free its requests; only running to the
+    end makes it idle again (a collective abandoned half-way may leave
+    requests active, which must be neither started again nor freed before
+    they complete). Recorded into ``trace`` if given, as :func:`_rounds` records.
     """
+    bound.busy = True
+    return _bound_rounds(bound, reduce_into, comm, trace)
+
+
+def _bound_rounds(
+    bound: Bound, reduce_into: Callable[..., Any] | None, comm: Any, trace: Trace | None
+) -> Iterator[Any]:
+    """The generator behind :func:`_started_bound`."""
     mpi = mpi_module()
     rank = comm.Get_rank() if trace is not None else -1
     for requests, into, landing, reduce, planned in bound.rounds:
@@ -741,7 +748,6 @@ def start(
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
     bound = _bound(plan, flat, comm)
     if bound is not None:
-        bound.busy = True  # from now: the generator may not even be run yet
         return _started_bound(bound, reduce_into, comm, trace)
     return _rounds(plan, flat, reduce_into, comm, trace)
 
