@@ -103,6 +103,19 @@ CORRECTNESS = """
                 if rank == root:
                     expect(f"reduce {algorithm} root={root} n={n}", got, reference(inputs, "min"))
 
+    # The fingerprint check's maximum, by dissemination: equal to MPI's, at every p.
+    from minidl.dist.fingerprint import _dissemination
+
+    agreement = _dissemination(comm)
+    rng = np.random.default_rng(rank + 1)
+    for _ in range(20):
+        a, b = (int(v) for v in rng.integers(-(2**62), 2**62, 2))
+        want = np.array([a, b])
+        comm.Allreduce(MPI.IN_PLACE, want, op=MPI.MAX)
+        if agreement.maximum(a, b) != tuple(want.tolist()):
+            failures.append(f"the check's maximum on rank {rank}: not MPI's")
+            break
+
     # A sub-communicator: even and odd ranks reduce separately.
     if p >= 2:
         sub = comm.Split(color=rank % 2, key=rank)
