@@ -231,8 +231,11 @@ def _exchange_times(pair: Any, sizes: tuple[int, ...], repeats: int) -> list[flo
     # Imported here: minidl.dist.collectives imports this module, for "auto".
     from minidl.dist.collectives import allgather
 
-    # Each rank's half of a buffer goes to the other.
-    buffers = [np.zeros(2 * nbytes // 4, dtype=np.float32) for nbytes in sizes]
+    # Each rank's half of a buffer goes to the other. Ones, not zeros: a fresh
+    # array of zeros that is never written reads from the kernel's one shared
+    # page of zeros, which is always in cache (64 MiB then moved 1.4 times
+    # faster than from memory that holds data).
+    buffers = [np.ones(2 * nbytes // 4, dtype=np.float32) for nbytes in sizes]
     calls = [lambda both=both: allgather(both, comm=pair, check=False) for both in buffers]
     return _median_times(calls, repeats)
 
