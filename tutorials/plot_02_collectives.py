@@ -314,3 +314,46 @@ layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
 plan = executor.plan_of("allreduce", "recursive_doubling", 2, 0, 8192, 0, 4, *layout)
 for m in plan.rounds[0].exchange.sends:
     print(f"to rank {m.peer}: elements {m.start:5d} to {m.stop:5d}, tag {m.tag}")
+
+# %%
+# When the ranks disagree
+# -----------------------
+# A collective built from point-to-point messages trusts every rank to call
+# it the same way. If one rank passes 1001 elements where the others pass
+# 1000, the ring's chunks no longer line up: a message is longer than its
+# receive, or a rank waits for one that never comes. So before its first
+# message every collective checks that the ranks agree: each rank hashes
+# what it passed (collective, size, dtype, op, algorithm, root) and the ranks
+# take the maximum of the hash and of minus the hash; these are equal only if
+# every rank's hash is the same. If not, the ranks exchange what they passed,
+# and every rank raises the same error naming who passed what, instead of
+# hanging. Below, rank 1 passes one element more:
+DISAGREE = """
+import numpy as np
+from mpi4py import MPI
+
+from minidl.dist import allreduce
+from minidl.testing import report
+
+comm = MPI.COMM_WORLD
+try:
+    allreduce(np.ones(1000 + comm.rank, np.float32))
+    message = "no error"
+except ValueError as error:
+    message = str(error)
+report(message)
+"""
+
+for rank, message in enumerate(run_mpi(DISAGREE, 2, timeout=60).results):
+    print(f"rank {rank}: {message}\n")
+
+# %%
+# The check is one collective on two integers, so its cost is latency:
+# between two ranks, one exchange of 16 bytes. To make it as short as it can
+# be, it takes the maximum by *dissemination* (in round ``k`` each rank sends
+# what it has seen to rank ``r + 2**k`` and keeps the larger values; after
+# ``ceil(lg p)`` rounds every rank has seen every value, some twice, which a
+# maximum does not mind) on persistent requests made once per communicator:
+# about 4 microseconds on two ranks, a few percent of a 1 MiB allreduce. A
+# loop whose ranks cannot disagree, like the timings above, passes
+# ``check=False``.
