@@ -59,7 +59,7 @@ from minidl.dist import executor
 from minidl.dist.cost import cost
 from minidl.dist.schedules import ALGORITHMS
 
-_TAG = executor.TAG - 1  # below the tags of the collectives' messages (TAG, TAG + 1, ...)
+_TAG = executor.TAG - 2  # below the collectives' tags (TAG, TAG + 1, ...) and the check's
 _SMALL = 8  # bytes: an exchange whose time is all latency
 _LONG = tuple(1 << k for k in range(20, 27, 2))  # bytes, 1 to 64 MiB: in cache to memory
 

@@ -129,7 +129,7 @@ def iallreduce(
     ----------
     buf, op, algorithm, comm, trace, check
         As in :func:`allreduce`. The check, when on, is done before this
-        returns, with one blocking exchange.
+        returns: it blocks for ``ceil(lg p)`` exchanges of 16 bytes.
 
     Returns
     -------
@@ -152,7 +152,8 @@ class CollectiveRequest:
     Parameters
     ----------
     steps : iterator
-        The collective as a generator of the MPI requests it waits on (see
+        The collective as a generator of what it waits on: anything with
+        ``Test()`` and ``Wait()``, like an MPI request (see
         :func:`minidl.dist.executor.start`); each ``next()`` takes it as far
         as it can go without blocking.
     buf : numpy.ndarray

@@ -14,9 +14,10 @@ The executor knows nothing about algorithms. It works in two steps:
    :class:`~minidl.dist.steps.Round` objects costs microseconds per round, as
    much as a short message itself.
 2. :func:`execute` runs a plan on one buffer, blocking until it is done;
-   :func:`start` runs it without blocking, as a generator that yields each
-   MPI request it waits on, so that its caller can compute meanwhile (MPI's
-   ``MPI_Iallreduce``, written in Python). Data always moves as raw NumPy
+   :func:`start` runs it without blocking, as a generator that yields what
+   it waits on (an MPI request, or an :class:`AllOf` of a round's requests:
+   either has ``Test()`` and ``Wait()``), so that its caller can compute
+   meanwhile (MPI's ``MPI_Iallreduce``, written in Python). Data always moves as raw NumPy
    buffers (``Sendrecv``, ``Isend``/``Irecv``), never pickled, and is reduced
    by the compiled kernel of :mod:`minidl.kernels`.
 
@@ -76,8 +77,10 @@ TAG = 27_171
 """The MPI tag of the first message between two ranks in a round; the ``j``-th
 gets ``TAG + j`` (its pieces, if any, ``TAG + j + i m``: see :func:`_messages`).
 Apart from tags a program uses for its own messages (MPI guarantees tags up
-to 32767). Sender and receiver number the messages between them alike, since
-a schedule lists them in the same order on both sides."""
+to 32767); below it, ``TAG - 1`` is the fingerprint check's
+(:data:`~minidl.dist.fingerprint.CHECK_TAG`) and ``TAG - 2`` calibration's.
+Sender and receiver number the messages between them alike, since a
+schedule lists them in the same order on both sides."""
 
 SEGMENT_BYTES = 1 << 20
 """Messages longer than this travel as segments of at most this many bytes, so
@@ -515,7 +518,7 @@ def execute(
         steps = _started_bound(bound, reduce_into, comm, trace, blocking=True)
     else:
         steps = _rounds(plan, flat, reduce_into, comm, trace, blocking=True)
-    for request in steps:
+    for request in steps:  # a bound plan, blocking, waits itself: nothing comes
         request.Wait()
 
 
@@ -746,14 +749,15 @@ def start(
     comm: Any,
     trace: Trace | None = None,
 ) -> Iterator[Any]:
-    """Perform ``plan`` without blocking: a generator of the MPI requests it waits on.
+    """Perform ``plan`` without blocking: a generator of what it waits on.
 
     Each ``next()`` runs the plan as far as it can go (posting messages,
-    reducing what has arrived) and yields the MPI request it must wait for
-    next; when it stops, ``flat`` holds the result. Whoever drives it may do
-    other work between two ``next()`` calls (backward, in
+    reducing what has arrived) and yields what it must wait for next: an MPI
+    request, or an :class:`AllOf` of a round's requests (both have ``Test()``
+    and ``Wait()``); when it stops, ``flat`` holds the result. Whoever drives
+    it may do other work between two ``next()`` calls (backward, in
     :class:`~minidl.parallel.DistributedDataParallel`) or call ``Wait()`` on
-    the request yielded; :class:`~minidl.dist.collectives.CollectiveRequest`
+    what was yielded; :class:`~minidl.dist.collectives.CollectiveRequest`
     does both. Parameters as in :func:`execute`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
@@ -771,7 +775,7 @@ def _rounds(
     trace: Trace | None,
     blocking: bool = False,
 ) -> Iterator[Any]:
-    """Every round of ``plan``, yielding each MPI request it waits on; recorded into ``trace`` if given.
+    """Every round of ``plan``, yielding what it waits on (see :func:`start`); traced if asked.
 
     Exchange rounds are one blocking ``Sendrecv`` when ``blocking`` (what
     :func:`execute` wants), else an ``Isend`` and an ``Irecv``. Scratch comes
@@ -862,9 +866,9 @@ def _pipelined(
     comm: Any,
     spans: dict[int, tuple[float, float]] | None,
 ) -> Generator[Any, None, float]:
-    """One round: post every copy and send, then receive and reduce :data:`IN_FLIGHT` segments at a time.
+    """One round: post its copies and sends, then receive and reduce segments, a few at a time.
 
-    A generator: it yields each MPI request it must wait for (the caller
+    At most :data:`IN_FLIGHT` segments are received into scratch at once. A generator: it yields each MPI request it must wait for (the caller
     ``Wait()``s on it, or does something else and comes back), and returns
     when every message was done. Each reduction's span, from its first
     segment to its last, goes into ``spans`` when it is a dict.

@@ -11,11 +11,13 @@ who passed what.
 
 Its cost is one tiny collective per call, and on two ranks that shows: done
 with MPI's ``Allreduce``, the check slowed a 1 MiB allreduce by 5-9%, about
-twice the check's own time (measured, not explained). So the maximum is taken by *dissemination* (see
-:class:`_Dissemination`) on persistent requests made once per communicator:
-on two ranks, one exchange of 16 bytes and a few lines of Python, about
-4 us where ``Allreduce`` and its NumPy arrays took 6. The hash of a call is
-computed once and cached. Benchmarks switch the check off with
+twice the check's own time (measured, not explained). So the maximum is
+taken by *dissemination* (see :class:`_Dissemination`) on persistent
+requests made once per communicator: on two ranks, one exchange of 16 bytes
+and a few lines of Python, about 4 us where ``Allreduce`` and its NumPy
+arrays took 6 (measured on two ranks only: on more, each of its ``ceil(lg
+p)`` rounds costs a little Python, where MPI's rounds run in C). The hash of
+a call is computed once and cached. Benchmarks switch the check off with
 ``check=False`` (on every rank alike).
 """
 
@@ -137,6 +139,10 @@ class _Dissemination:
     unlike recursive doubling it needs no extra rounds when ``p`` is not a
     power of two, but it only works for idempotent operations.
 
+    The communicator stays alive while this holds requests on it, even after
+    a program frees it, until the oldest are freed (see
+    :data:`DISSEMINATIONS`) or the program exits.
+
     Every microsecond counts here, so the requests are persistent (made once,
     started every call: on 16 bytes, setting a request up costs as much as
     sending it) and the values travel in plain bytes, packed and unpacked
@@ -179,7 +185,7 @@ class _Dissemination:
         for requests in self.rounds:
             for request in requests:
                 request.Free()
-        self.rounds, self.steps = [], []
+        self.rounds, self.steps = [], None  # used after this, it fails rather than agree
 
 
 _DISSEMINATIONS: dict[int, _Dissemination] = {}
