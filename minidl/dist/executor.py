@@ -868,7 +868,8 @@ def _pipelined(
 ) -> Generator[Any, None, float]:
     """One round: post its copies and sends, then receive and reduce segments, a few at a time.
 
-    At most :data:`IN_FLIGHT` segments are received into scratch at once. A generator: it yields each MPI request it must wait for (the caller
+    At most :data:`IN_FLIGHT` segments are received into scratch at once. A
+    generator: it yields each MPI request it must wait for (the caller
     ``Wait()``s on it, or does something else and comes back), and returns
     when every message was done. Each reduction's span, from its first
     segment to its last, goes into ``spans`` when it is a dict.
