@@ -30,6 +30,19 @@ the bus bandwidth (algorithm bandwidth
 times ``2 (p - 1) / p``, the NCCL-tests convention: comparable across ``p``),
 and the calibrated cost model's prediction. The end of the run checks the
 targets of the collectives issue against what was measured.
+
+Called back to back, a collective finds its buffer as its last call left it,
+and on one machine that costs: the half this rank reduces into was last read
+by the other rank (its copy in the allgather), so the other core holds those
+cache lines, and writing each one first takes it back from there. On 2 ranks
+at 1 MiB that made the reduction 3 times slower than on lines this core
+holds alone, for MPI's ``Allreduce`` as for minidl's ring. A training step
+writes its gradients before each allreduce, which takes the lines back
+beforehand. So from 1 MiB on, two more rows time the ring and MPI's
+``Allreduce`` each right after this rank writes the whole buffer
+(``np.copyto``), and show their time less that of the write alone (timed as
+a row too, and taken off pass by pass). The issue's ring target is checked
+on the back-to-back rows; the written-first ratio is printed below it.
 """
 
 from __future__ import annotations
@@ -50,6 +63,9 @@ OURS = list(ALGORITHMS["allreduce"])
 CHECKED = "ring +check+trace"
 REFERENCE = "MPI Allreduce"
 BOUND = "memory-traffic bound"
+WRITTEN = {"ring": "ring, written first", REFERENCE: "MPI Allreduce, written first"}
+WRITE = "write alone"
+WRITTEN_FROM = 1 << 20  # bytes: the sizes of the ring target
 
 
 def slowest(seconds: float) -> float:
@@ -124,6 +140,12 @@ def rows_for(buf: np.ndarray) -> dict[str, Callable[[], object]]:
     rows[CHECKED] = lambda: allreduce(buf, algorithm="ring", trace=Trace())
     rows[REFERENCE] = lambda: comm.Allreduce(MPI.IN_PLACE, buf)
     rows[BOUND] = memory_bound(buf.size)
+    if buf.nbytes >= WRITTEN_FROM:
+        # As a training step leaves its gradients: just written by this rank.
+        fresh = np.zeros_like(buf)
+        rows[WRITE] = lambda: np.copyto(buf, fresh)
+        for row, name in WRITTEN.items():
+            rows[name] = lambda call=rows[row]: (np.copyto(buf, fresh), call())
     return rows
 
 
@@ -169,19 +191,23 @@ def main() -> None:
             f"gamma {model.gamma * 1e9:.3f} ns/B, overhead {model.overhead * 1e6:.2f} us per call"
         )
 
-    passes: dict[str, list[np.ndarray]] = {}  # per row, per size: the time of each pass
-    for nbytes in sizes:
+    # Per row, per size index: the time of each pass (some rows only at some sizes).
+    passes: dict[str, dict[int, np.ndarray]] = {}
+    for i, nbytes in enumerate(sizes):
         buf = np.zeros(nbytes // 4, np.float32)
         for name, seconds in time_interleaved(rows_for(buf), args.budget, args.passes).items():
-            passes.setdefault(name, []).append(seconds)
+            passes.setdefault(name, {})[i] = seconds
         if rank == 0:
-            print_size(len(passes[BOUND]) - 1, nbytes, passes, model)
+            print_size(i, nbytes, passes, model)
 
     if rank == 0:
         print_targets(sizes, passes, model)
         if args.plot:
-            measured = {row: [float(np.median(t)) for t in times] for row, times in passes.items()}
-            del measured[BOUND]
+            measured = {
+                row: [float(np.median(times[i])) for i in range(len(sizes))]
+                for row, times in passes.items()
+                if row not in (BOUND, WRITE, *WRITTEN.values())
+            }
             plot(args.plot, sizes, measured, model)
 
 
@@ -190,15 +216,20 @@ ROW = "  {:<30}{:>10}{:>8}{:>9}{:>12}{:>10}{:>12}".format
 
 def predicted(row: str, nbytes: int, model: Calibration) -> float:
     """The model's time for ``row``: nan for MPI's own, which the model does not describe."""
-    if row in (REFERENCE, "mpi"):
+    if row in (REFERENCE, "mpi", WRITTEN[REFERENCE]):
         return float("nan")
-    algorithm = {"auto": model.choose(p, nbytes), CHECKED: "ring"}.get(row, row)
+    mapped = {"auto": model.choose(p, nbytes), CHECKED: "ring", WRITTEN["ring"]: "ring"}
+    algorithm = mapped.get(row, row)
     return model.predict(algorithm, p, nbytes)
 
 
-def paired(passes: dict, row: str, other: str, i: int) -> float:
-    """The ratio of ``row`` to ``other`` at size ``i``: the median of their ratios pass by pass."""
-    return float(np.median(passes[row][i] / passes[other][i]))
+def paired(passes: dict, row: str, other: str, i: int, less: str | None = None) -> float:
+    """The ratio of ``row`` to ``other`` at size ``i``: the median of their ratios pass by pass.
+
+    With ``less``, that row's time is taken off both first (pass by pass too).
+    """
+    off = passes[less][i] if less else 0.0
+    return float(np.median((passes[row][i] - off) / (passes[other][i] - off)))
 
 
 def print_size(i: int, nbytes: int, passes: dict, model: Calibration) -> None:
@@ -207,18 +238,21 @@ def print_size(i: int, nbytes: int, passes: dict, model: Calibration) -> None:
     print(f"\n{human(nbytes)}: MPI Allreduce {mpi * 1e6:.1f} us, bound {bound * 1e6:.1f} us")
     print(ROW("algorithm", "time us", "x MPI", "x bound", "busbw GB/s", "model us", "model/meas"))
     for row in passes:
-        if row == BOUND:
+        if row in (BOUND, WRITE) or i not in passes[row]:
             continue
-        t = float(np.median(passes[row][i]))
+        # A written-first row: its time less the write's, next to MPI's written first.
+        written = row in WRITTEN.values()
+        less, mpi_row = (WRITE, WRITTEN[REFERENCE]) if written else (None, REFERENCE)
+        t = float(np.median(passes[row][i] - (passes[less][i] if less else 0.0)))
         busbw = nbytes / t * 2 * (p - 1) / p / 1e9
         name = f"auto ({model.choose(p, nbytes)})" if row == "auto" else row
-        x_bound = paired(passes, row, BOUND, i) if bound > 0 else float("nan")
+        x_bound = paired(passes, row, BOUND, i) if bound > 0 and not less else float("nan")
         guess = predicted(row, nbytes, model)
         print(
             ROW(
                 name,
                 f"{t * 1e6:.1f}",
-                f"{paired(passes, row, REFERENCE, i):.2f}",
+                f"{paired(passes, row, mpi_row, i, less):.2f}",
                 f"{x_bound:.2f}",
                 f"{busbw:.2f}",
                 f"{guess * 1e6:.1f}",
@@ -240,7 +274,7 @@ def crossover(sizes: list[int], ring: list[float], doubling: list[float]) -> int
 
 def print_targets(sizes: list[int], passes: dict, model: Calibration) -> None:
     """Each performance target of the issue, with what this run measured."""
-    t = {row: np.array([np.median(x) for x in times]) for row, times in passes.items()}
+    t = {row: np.array([np.median(passes[row][i]) for i in range(len(sizes))]) for row in OURS}
     fastest = [min(OURS, key=lambda a: t[a][i]) for i in range(len(sizes))]  # by median
 
     def ratios(row: str | list[str], other: str | list[str]) -> np.ndarray:
@@ -266,9 +300,15 @@ def print_targets(sizes: list[int], passes: dict, model: Calibration) -> None:
         ("auto x best of ours, any size", worst(ratios("auto", fastest), size > 0), "<= 1.10"),
     ]
     print("\ntargets (worst case over the sizes named):")
+    written = [
+        paired(passes, WRITTEN["ring"], WRITTEN[REFERENCE], i, WRITE) for i in passes.get(WRITE, {})
+    ]
     for what, value, target in lines:
         verdict = "met" if value <= float(target.split()[1]) else "MISSED"
         print(f"  {what:<34}{value:>7.2f}   target {target}   {verdict}")
+        if what.startswith("ring x MPI") and written:
+            what, why = "  (the same, buffer written first", "as a training step leaves it)"
+            print(f"  {what:<34}{max(written):>7.2f}   {why}")
     if errors.size:
         low, high = errors.min(), errors.max()
         verdict = "met" if 0.5 <= low and high <= 1.5 else "MISSED"
