@@ -17,9 +17,9 @@ The executor knows nothing about algorithms. It works in two steps:
    :func:`start` runs it without blocking, as a generator that yields what
    it waits on (an MPI request, or an :class:`AllOf` of a round's requests:
    either has ``Test()`` and ``Wait()``), so that its caller can compute
-   meanwhile (MPI's ``MPI_Iallreduce``, written in Python). Data always moves as raw NumPy
-   buffers (``Sendrecv``, ``Isend``/``Irecv``), never pickled, and is reduced
-   by the compiled kernel of :mod:`minidl.kernels`.
+   meanwhile (MPI's ``MPI_Iallreduce``, written in Python). Data always
+   moves as raw NumPy buffers (``Sendrecv``, ``Isend``/``Irecv``), never
+   pickled, and is reduced by the compiled kernel of :mod:`minidl.kernels`.
 
 Two kinds of round
 ------------------
