@@ -596,9 +596,16 @@ def _sendrecv(
     if len(receives) == 1 and len(outs) == 1:
         comm.Sendrecv(*outs[0], *receives[0])
     else:
-        requests = [comm.Irecv(*m) for m in receives] + [comm.Isend(*m) for m in outs]
-        mpi_module().Request.Waitall(requests)
+        mpi_module().Request.Waitall(_post(comm, receives, outs))
     return _reduce_arrived(planned.exchange.reduce, into, landing, reduce_into, spans)
+
+
+def _post(comm: Any, receives: list[tuple[Any, ...]], outs: list[tuple[Any, ...]]) -> list[Any]:
+    """Post a round's messages without blocking: every ``Irecv``, then every ``Isend``.
+
+    Receives first, so that the first messages to arrive have a place to go.
+    """
+    return [comm.Irecv(*m) for m in receives] + [comm.Isend(*m) for m in outs]
 
 
 def _reduce_arrived(
@@ -853,8 +860,7 @@ def _exchange(
     """
     into, landing = _into_and_landing(planned.exchange, flat, scratch)
     receives, outs = _exchange_buffers(planned.exchange, flat, landing)
-    requests = [comm.Irecv(*m) for m in receives] + [comm.Isend(*m) for m in outs]
-    yield from until_all_done(requests)
+    yield from until_all_done(_post(comm, receives, outs))
     return _reduce_arrived(planned.exchange.reduce, into, landing, reduce_into, spans)
 
 
