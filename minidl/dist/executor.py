@@ -49,7 +49,7 @@ whole chunk of a long buffer would not.
 
 Memory: scratch holds one message of an exchange round, or ``IN_FLIGHT``
 segments of a pipelined one: never more than the longest reduced message
-(``ceil(n / p)`` elements for the ring), nor more than 2 MiB. It is
+(``ceil(n / p)`` elements for the ring), nor more than 4 MiB. It is
 allocated once per call, or kept with the plan for the next call when it is
 short (:data:`POOLED_SCRATCH_BYTES`).
 """
@@ -82,16 +82,23 @@ to 32767); below it, ``TAG - 1`` is the fingerprint check's
 Sender and receiver number the messages between them alike, since a
 schedule lists them in the same order on both sides."""
 
-SEGMENT_BYTES = 1 << 20
+SEGMENT_BYTES = 2 << 20
 """Messages longer than this travel as segments of at most this many bytes, so
-that the receiver can reduce one segment while the next arrives. Each segment
-costs a few microseconds of Python and MPI, so segments must be long: on two
-ranks of a 2-core machine, 64 KiB segments made the ring 1.3 to 1.4 times
-slower than whole messages from 256 KiB to 16 MiB, while 1 MiB segments were
-within 5% of whole messages up to 16 MiB and 1.5 times faster at 64 MiB
-(``benchmarks/bench_allreduce.py --segment-kib``). Read at each call: set
+that the receiver can reduce one segment while the next arrives, into scratch
+that stays in cache. Each segment costs a few microseconds of Python and MPI,
+and a segmented round is never bound (:class:`Bound`), so segments must be
+long: on two ranks of a 2-core machine (2 MiB of L2 cache per core), 64 KiB
+segments made the ring 1.3 to 1.4 times slower than whole messages from
+256 KiB to 16 MiB, and whole messages were 1.1 to 1.5 times slower than segments at
+64 MiB. Between 1 and 8 MiB segments, only a buffer cut into few segments
+shows a difference: 1 MiB segments cut the ring's 2 MiB messages over a
+4 MiB buffer in two, and took it at 0.90 and 0.93 times MPI's ``Allreduce``
+where whole (and bound) messages took 0.84 to 0.87; from 8 to 64 MiB, 1, 2,
+4 and 8 MiB segments were all within a few percent of each other, in an
+order that changed from run to run. Read at each call: set
 ``minidl.dist.executor.SEGMENT_BYTES`` to watch a short buffer pipelined (in a
-trace) or to tune it for a machine. Every rank must use the same value."""
+trace) or to tune it for a machine (``benchmarks/bench_allreduce.py
+--segment-kib``). Every rank must use the same value."""
 
 PIECE_BYTES = 8191
 """On a buffer of at most :data:`PIECED_UP_TO_BYTES`, by a plan of exchanges
