@@ -451,10 +451,19 @@ _exception_escaped = False
 _previous_excepthook = sys.excepthook
 
 
+# How long a rank that is about to abort the job waits after printing its
+# error. MPI_Abort makes mpiexec kill every rank and exit, and it may do so
+# before it has passed on what the ranks printed last: two ranks that both
+# raised then left one line of a traceback between them, one run in six.
+ABORT_GRACE_S = 0.2
+
+
 def _note_exception(*exc_info) -> None:
     global _exception_escaped
     _exception_escaped = True
     _previous_excepthook(*exc_info)
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)  # mpi4py aborts the job soon after this returns
 
 
 def _size(nbytes: int) -> str:
@@ -485,6 +494,7 @@ def _close_at_exit(ddp: DistributedDataParallel):
         except BaseException:
             traceback.print_exc()
             sys.stderr.flush()
+            time.sleep(ABORT_GRACE_S)
             alive.comm.Abort(1)
 
     return close
