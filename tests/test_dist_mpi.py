@@ -312,6 +312,96 @@ def test_mismatched_calls_fail_on_every_rank_with_a_clear_error():
         assert r["ok"].tolist() == [3.0, 6.0, 9.0, 12.0]
 
 
+REMEMBERED = """
+    import numpy as np
+    from mpi4py import MPI
+
+    from minidl.dist import Trace, allreduce, broadcast, calibration, collectives, executor
+    from minidl.testing import report
+
+    comm = MPI.COMM_WORLD
+    rank, p = comm.rank, comm.size
+    failures, errors = [], {}
+
+    def attempt(name, call):
+        try:
+            call()
+        except (TypeError, ValueError) as exc:
+            errors[name] = str(exc)
+
+    def expect(name, buf, want):
+        if not np.array_equal(buf, want):
+            failures.append(f"{name}: rank {rank} got {buf}, want {want}")
+
+    # A call is remembered by its buffer: what may change between two calls on one buffer
+    # must be seen, every time.
+    buf = np.arange(8.0)
+    allreduce(buf)
+    expect("first call", buf, np.arange(8.0) * p)
+    buf.flags.writeable = False
+    attempt("read-only now", lambda: allreduce(buf))
+    buf.flags.writeable = True
+    buf.shape = (2, 4)  # in place: the same memory, another shape
+    allreduce(buf)
+    expect("reshaped in place", buf.ravel(), np.arange(8.0) * p * p)
+
+    halves = np.ones(8, np.float32)
+    allreduce(halves)
+    halves.dtype = np.float64  # in place: 4 float64s over the same 32 bytes
+    halves[:] = rank + 1
+    allreduce(halves)
+    expect("dtype assigned in place", halves, np.full(4, p * (p + 1) / 2))
+    kind = np.zeros(8)
+    allreduce(kind)
+    if rank == 0:
+        kind.dtype = np.int64  # the same size, another dtype: the check must see it
+    attempt("dtype on rank 0", lambda: allreduce(kind))
+
+    root = np.zeros(4)
+    broadcast(root, root=1)
+    attempt("root 1.0", lambda: broadcast(root, root=1.0))
+
+    # The executor's layout and the model of "auto" are read at every call.
+    seg = np.arange(1000.0)
+    allreduce(seg, check=False)
+    executor.SEGMENT_BYTES = 800
+    trace = Trace()
+    allreduce(seg, trace=trace, check=False)
+    executor.SEGMENT_BYTES = 2 << 20
+    if max(e.segments for e in trace.events) < 2:
+        failures.append(f"rank {rank}: a new SEGMENT_BYTES was not used")
+    expect("segmented", seg, np.arange(1000.0) * p * p)
+    picked = []
+    for model in (calibration.Calibration(1.0, 0.0, 0.0), calibration.Calibration(0.0, 0.0, 1.0)):
+        calibration._current = model
+        trace = Trace()
+        allreduce(seg, algorithm="auto", trace=trace, check=False)
+        picked.append(len({e.round for e in trace.events}))
+    calibration._current = calibration.DEFAULT
+    if picked[0] == picked[1]:
+        failures.append(f"rank {rank}: auto kept its choice under another model: {picked} rounds")
+
+    # A new array may get the id of a dead one, and find that one's entry: it must match in
+    # everything, or be checked afresh. Made to happen here (ids are reused by chance).
+    short, long = np.ones(5), np.full(9, rank + 1.0)
+    allreduce(short)
+    collectives._RECENT[id(long)] = collectives._RECENT[id(short)]
+    allreduce(long)
+    expect("another buffer's entry", long, np.full(9, p * (p + 1) / 2))
+    report({"failures": failures, "errors": errors})
+"""
+
+
+@pytest.mark.parametrize("p", [2, 3])
+def test_a_remembered_call_sees_what_changed_since(p):
+    job = run_mpi(REMEMBERED, p, timeout=60)
+    for r in job.results:
+        assert not r["failures"], "\n".join(r["failures"])
+        assert "read-only" in r["errors"]["read-only now"]
+        assert "root must be an int, got float" in r["errors"]["root 1.0"]
+        assert "dtype: 'int64' on rank 0; 'float64' on rank" in r["errors"]["dtype on rank 0"]
+
+
 ONE_RANK_FAILS = """
     import numpy as np
     from mpi4py import MPI

@@ -17,14 +17,13 @@ requests made once per communicator: on two ranks, one exchange of 16 bytes
 and a few lines of Python, about 4 us where ``Allreduce`` and its NumPy
 arrays took 6 (measured on two ranks only: on more, each of its ``ceil(lg
 p)`` rounds costs a little Python, where MPI's rounds run in C). The hash of
-a call is computed once and cached. Benchmarks switch the check off with
+a call is computed once per call signature (the collectives keep it). Benchmarks switch the check off with
 ``check=False`` (on every rank alike).
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import hashlib
 import struct
 import zlib
@@ -41,15 +40,18 @@ def _code(value: int | str) -> int:
     return value if isinstance(value, int) else zlib.crc32(value.encode())
 
 
-@functools.lru_cache(maxsize=1024)
-def _hash(fields: tuple[tuple[str, int | str], ...]) -> int:
-    """A 62-bit hash of ``fields``, cached: 62 bits, so that ``-h`` fits an int64 too."""
+def digest(fields: tuple[tuple[str, int | str], ...]) -> int:
+    """A 62-bit hash of ``fields``, equal on every rank: 62 bits, so that ``-h`` fits an int64 too."""
     digest = hashlib.blake2b(repr(fields).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 2
 
 
 def check_agreement(
-    comm: Any, what: str, fields: tuple[tuple[str, int | str], ...], names: Iterable[str]
+    comm: Any,
+    what: str,
+    fields: tuple[tuple[str, int | str], ...],
+    names: Iterable[str],
+    hashed: int | None = None,
 ) -> None:
     """Raise ValueError on every rank of ``comm`` unless all ranks passed equal ``fields``.
 
@@ -70,6 +72,9 @@ def check_agreement(
     names : iterable of str
         Strings other ranks may have passed (every known dtype, op and
         algorithm), so that the error can name them, not just their checksum.
+    hashed : int, optional
+        ``digest(fields)``, if the caller keeps it (even finding it in a
+        cache by ``fields`` costs a few percent of the check).
 
     Raises
     ------
@@ -77,7 +82,7 @@ def check_agreement(
         On every rank, if any field differs between ranks: the message lists
         each differing field with the ranks that passed each value.
     """
-    h = _hash(fields)
+    h = digest(fields) if hashed is None else hashed
     largest, minus_smallest = _dissemination(comm).maximum(h, -h)
     if largest == -minus_smallest:
         return
