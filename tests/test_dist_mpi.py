@@ -351,6 +351,13 @@ REMEMBERED = """
     halves[:] = rank + 1
     allreduce(halves)
     expect("dtype assigned in place", halves, np.full(4, p * (p + 1) / 2))
+    bound = np.zeros(8)
+    for _ in range(3):  # bound to its plan from the second call on
+        allreduce(bound, check=False)
+    bound.dtype = np.int64  # the same itemsize, so the same plan: its binding must not serve
+    bound[:] = 2**60 + rank
+    allreduce(bound, check=False)
+    expect("bound, then dtype assigned in place", bound, np.full(8, p * 2**60 + p * (p - 1) // 2))
     kind = np.zeros(8)
     allreduce(kind)
     if rank == 0:

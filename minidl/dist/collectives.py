@@ -367,7 +367,7 @@ def _collective(
     same arguments only checks that the buffer is still writable and
     contiguous, and goes. Any other call is checked in full by :func:`_remember`.
     """
-    # Only exact ints as roots: 1.0 == 1 and True == 1, but _prepare refuses 1.0.
+    # The root's type too: 1.0 == 1, but a root of 1.0 must be refused every time.
     layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
     settings = (collective, algorithm, op, root, type(root), comm, layout)
     recent = _RECENT.get(id(buf))
@@ -500,9 +500,8 @@ def _remember(
 ) -> _Recent:
     """Check a call in full, prepare it, and remember it by its buffer for the next call.
 
-    The buffer's shape, strides and flags are checked here on every call
-    (a view costs nothing to make, and may point anywhere); the other
-    arguments by :func:`_prepare`, whose answer is cached by call signature.
+    The buffer is checked by :func:`_flat_view`, the other arguments by
+    :func:`_prepare`, whose answer is cached by call signature.
     """
     comm = _intracomm(comm, collective)
     rank, p = comm.Get_rank(), comm.Get_size()

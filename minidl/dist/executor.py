@@ -531,11 +531,20 @@ def execute(
 
 def _bound(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
     """``plan``'s persistent requests on ``flat``, if it may be bound to it (see :class:`Bound`)."""
-    if plan.bindable and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
-        # A buffer that owns its memory, and a plan of exchanges.
-        bound = plan.bound.get((id(flat), id(comm))) or _bind_the_second_time(plan, flat, comm)
-        return bound if bound is None or not bound.busy else None  # busy: the call is wrong anyway
-    return None
+    key = (id(flat), id(comm))
+    bound = plan.bound.get(key)
+    if bound is not None and bound.scratch.dtype is not flat.dtype:
+        # The array's dtype was assigned in place (same itemsize, so the same
+        # plan): the binding's views of it still read the old one.
+        if bound.busy:  # the call is wrong anyway
+            return None
+        plan.bound.pop(key).free()
+        bound = None
+    if bound is None:
+        if not (plan.bindable and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES):
+            return None  # bound: a plan of exchanges, on a buffer that owns its memory
+        bound = _bind_the_second_time(plan, flat, comm)
+    return None if bound is None or bound.busy else bound  # busy: the call is wrong anyway
 
 
 def _started_bound(

@@ -17,8 +17,8 @@ requests made once per communicator: on two ranks, one exchange of 16 bytes
 and a few lines of Python, about 4 us where ``Allreduce`` and its NumPy
 arrays took 6 (measured on two ranks only: on more, each of its ``ceil(lg
 p)`` rounds costs a little Python, where MPI's rounds run in C). The hash of
-a call is computed once per call signature (the collectives keep it). Benchmarks switch the check off with
-``check=False`` (on every rank alike).
+a call is computed once per call signature (the collectives keep it).
+Benchmarks switch the check off with ``check=False`` (on every rank alike).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def _code(value: int | str) -> int:
 
 
 def digest(fields: tuple[tuple[str, int | str], ...]) -> int:
-    """A 62-bit hash of ``fields``, equal on every rank: 62 bits, so that ``-h`` fits an int64 too."""
-    digest = hashlib.blake2b(repr(fields).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 2
+    """A 62-bit hash of ``fields``, the same on every rank (62 bits: ``-h`` fits an int64 too)."""
+    raw = hashlib.blake2b(repr(fields).encode(), digest_size=8).digest()
+    return int.from_bytes(raw, "little") >> 2
 
 
 def check_agreement(
