@@ -363,16 +363,26 @@ def _collective(
     Every call of every collective comes through here, and on a short buffer
     each microsecond of Python shows. A training loop reduces the same
     buckets with the same arguments at every step, so the call is remembered
-    by its buffer (:class:`_Recent`): the next call on that buffer with the
-    same arguments only checks that the buffer is still writable and
-    contiguous, and goes. Any other call is checked in full by :func:`_remember`.
+    by its buffer (:class:`_Recent`): the next call on that buffer only
+    compares its signature (the arguments, the buffer's dtype, size and
+    flags, the executor's layout) with the last one's, and goes. Any other
+    call is checked in full by :func:`_remember`.
     """
-    # The root's type too: 1.0 == 1, but a root of 1.0 must be refused every time.
-    layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
-    settings = (collective, algorithm, op, root, type(root), comm, layout)
-    recent = _RECENT.get(id(buf))
-    if recent is None or not recent.same(buf, settings):
-        recent = _remember(collective, buf, op, algorithm, root, comm, settings)
+    recent, signature = None, None
+    if type(buf) is np.ndarray:
+        flags = buf.flags
+        # The root's type too (1.0 == 1, but a root must be an int); the buffer's
+        # dtype, size and flags (each can change in place); the executor's layout.
+        signature = (
+            collective, algorithm, op, root, type(root), comm,
+            buf.dtype, buf.size, flags.c_contiguous, flags.writeable,
+            executor.SEGMENT_BYTES, executor.PIECE_BYTES,
+        )
+        recent = _RECENT.get(id(buf))
+        if recent is not None and (recent.signature != signature or recent.stale()):
+            recent = None
+    if recent is None:
+        recent = _remember(collective, buf, op, algorithm, root, comm, signature)
     flat = buf if buf.ndim == 1 else buf.reshape(-1)
     comm, call = recent.comm, recent.call
     if check:
@@ -438,50 +448,35 @@ oldest remembered is forgotten first)."""
 
 
 class _Recent:
-    """The last call on one buffer, checked: what the next call with the same arguments reuses.
+    """The last call on one buffer, checked: what the next call with the same signature reuses.
 
     Found by the buffer's ``id``, but the buffer itself plays no part: a
-    new array that got the ``id`` of a dead one reuses the entry only if it
-    matches in everything the call depends on, compared at every call (its
-    arguments, its dtype and size, that it is writable and contiguous, the
-    executor's layout, the model of ``"auto"``). Measured on two ranks,
-    finding the call this way instead of checking every argument and looking
-    the plan up by a key of ten fields took a 1 KiB allreduce from 6.7 to
-    6.1 us (MPI's own: 5.5).
+    new array that got the ``id`` of a dead one reuses the entry only if its
+    call has the same signature, compared in full at every call: the
+    arguments, the buffer's dtype and size and whether it is contiguous and
+    writable, and the executor's layout. Measured on two ranks, finding the
+    call this way instead of checking every argument and looking the plan up
+    by a key of ten fields took a 1 KiB allreduce from 6.7 to 6.1 us (MPI's
+    own: 5.5).
 
     Attributes
     ----------
-    settings : tuple
-        The call's arguments other than the buffer, with the root's type and
-        the executor's layout (:data:`~minidl.dist.executor.SEGMENT_BYTES`,
-        :data:`~minidl.dist.executor.PIECE_BYTES`), which a program may change.
-    dtype, size
-        The buffer's: an array's dtype and shape can be assigned in place.
+    signature : tuple
+        Everything the call depends on, as :func:`_collective` puts it together.
     comm, rank : Any, int
         The communicator (``MPI.COMM_WORLD`` for None) and this rank in it.
     call : _Call
         What :func:`_prepare` decided.
     """
 
-    __slots__ = ("settings", "dtype", "size", "comm", "rank", "call")
+    __slots__ = ("signature", "comm", "rank", "call")
 
-    def __init__(self, buf: np.ndarray, settings: tuple[Any, ...], comm: Any, call: _Call) -> None:
-        self.settings, self.dtype, self.size = settings, buf.dtype, buf.size
-        self.comm, self.rank, self.call = comm, comm.Get_rank(), call
+    def __init__(self, signature: tuple[Any, ...], comm: Any, call: _Call) -> None:
+        self.signature, self.comm, self.rank, self.call = signature, comm, comm.Get_rank(), call
 
-    def same(self, buf: np.ndarray, settings: tuple[Any, ...]) -> bool:
-        """Whether a call on ``buf`` with ``settings`` may reuse this one as it is."""
-        if self.settings != settings or type(buf) is not np.ndarray:
-            return False
-        flags = buf.flags
-        return (
-            flags.c_contiguous
-            and flags.writeable
-            and buf.dtype is self.dtype
-            and buf.size == self.size
-            # "auto" chose with the model in use then: is it still?
-            and (self.call.model is None or self.call.model is calibration.current())
-        )
+    def stale(self) -> bool:
+        """Whether ``"auto"`` chose with another model than the one in use now."""
+        return self.call.model is not None and self.call.model is not calibration.current()
 
 
 _RECENT: dict[int, _Recent] = {}
@@ -496,9 +491,9 @@ def _remember(
     algorithm: str | ScheduleFn,
     root: int,
     comm: Any,
-    settings: tuple[Any, ...],
+    signature: tuple[Any, ...] | None,
 ) -> _Recent:
-    """Check a call in full, prepare it, and remember it by its buffer for the next call.
+    """Check a call in full, prepare it, and remember it by its buffer (if it has a ``signature``).
 
     The buffer is checked by :func:`_flat_view`, the other arguments by
     :func:`_prepare`, whose answer is cached by call signature.
@@ -519,11 +514,12 @@ def _remember(
         if len(_PREPARED) >= _PREPARED_MAX:  # a program cycling through sizes: start afresh
             _PREPARED.clear()
         _PREPARED[key] = call
-    recent = _Recent(buf, settings, comm, call)
-    _RECENT.pop(id(buf), None)
-    if len(_RECENT) >= RECENT_BUFFERS:
-        _RECENT.pop(next(iter(_RECENT)))  # the oldest
-    _RECENT[id(buf)] = recent
+    recent = _Recent(signature, comm, call)
+    if signature is not None:  # an ndarray's: a subclass's is checked in full every time
+        _RECENT.pop(id(buf), None)
+        if len(_RECENT) >= RECENT_BUFFERS:
+            _RECENT.pop(next(iter(_RECENT)))  # the oldest
+        _RECENT[id(buf)] = recent
     return recent
 
 
