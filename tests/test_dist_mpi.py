@@ -367,14 +367,25 @@ REMEMBERED = """
     root = np.zeros(4)
     broadcast(root, root=1)
     attempt("root 1.0", lambda: broadcast(root, root=1.0))
+    attempt("root array", lambda: broadcast(root, root=np.array([0, 1])))
+    sub = comm.Split(0, rank)
+    on_sub = np.ones(4)
+    for _ in range(2):  # bound to its plan on the second call
+        allreduce(on_sub, comm=sub)
+    sub.Free()
+    try:
+        allreduce(on_sub, comm=sub)
+        failures.append(f"rank {rank}: an allreduce on a freed communicator ran")
+    except MPI.Exception:
+        pass
 
     # The executor's layout and the model of "auto" are read at every call.
     seg = np.arange(1000.0)
     allreduce(seg, check=False)
-    executor.SEGMENT_BYTES = 800
+    segment_bytes, executor.SEGMENT_BYTES = executor.SEGMENT_BYTES, 800
     trace = Trace()
     allreduce(seg, trace=trace, check=False)
-    executor.SEGMENT_BYTES = 2 << 20
+    executor.SEGMENT_BYTES = segment_bytes
     if max(e.segments for e in trace.events) < 2:
         failures.append(f"rank {rank}: a new SEGMENT_BYTES was not used")
     expect("segmented", seg, np.arange(1000.0) * p * p)
@@ -406,6 +417,7 @@ def test_a_remembered_call_sees_what_changed_since(p):
         assert not r["failures"], "\n".join(r["failures"])
         assert "read-only" in r["errors"]["read-only now"]
         assert "root must be an int, got float" in r["errors"]["root 1.0"]
+        assert "root must be an int, got ndarray" in r["errors"]["root array"]
         assert "dtype: 'int64' on rank 0; 'float64' on rank" in r["errors"]["dtype on rank 0"]
 
 

@@ -368,13 +368,17 @@ def _collective(
     flags, the executor's layout) with the last one's, and goes. Any other
     call is checked in full by :func:`_remember`.
     """
-    recent, signature = None, None
+    recent = signature = flags = None
     if type(buf) is np.ndarray:
         flags = buf.flags
-        # The root's type too (1.0 == 1, but a root must be an int); the buffer's
-        # dtype, size and flags (each can change in place); the executor's layout.
+        # Types first: a tuple compares item by item, and 1.0 == 1 (but a root
+        # must be an int) while an array == 1 raises. The communicator by
+        # identity (an equal handle may be another type) and while not freed
+        # (the entry holds it, so its id is not reused). The buffer's dtype,
+        # size and flags: each can change in place. The executor's layout.
         signature = (
-            collective, algorithm, op, root, type(root), comm,
+            collective, type(algorithm), type(op), type(root), algorithm, op, root,
+            id(comm), comm is None or bool(comm),
             buf.dtype, buf.size, flags.c_contiguous, flags.writeable,
             executor.SEGMENT_BYTES, executor.PIECE_BYTES,
         )
@@ -382,11 +386,11 @@ def _collective(
         if recent is not None and (recent.signature != signature or recent.stale()):
             recent = None
     if recent is None:
-        recent = _remember(collective, buf, op, algorithm, root, comm, signature)
+        recent = _remember(collective, buf, op, algorithm, root, comm, signature, flags)
     flat = buf if buf.ndim == 1 else buf.reshape(-1)
     comm, call = recent.comm, recent.call
     if check:
-        check_agreement(comm, collective, call.fields, _names_a_rank_may_pass(), call.digest)
+        check_agreement(comm, collective, call.fields, _names_a_rank_may_pass(), call.hashed)
     if trace is not None:
         trace.comm = comm
     if not blocking:
@@ -419,8 +423,8 @@ class _Call:
         For MPI's own collective, the op (``MPI.SUM``, ...); else None.
     model : Calibration or None
         For ``"auto"``, the model that chose the algorithm; else None.
-    digest : int
-        The hash of ``fields`` that the fingerprint check exchanges, computed once.
+    hashed : int
+        ``digest(fields)``, the hash that the fingerprint check exchanges, computed once.
     """
 
     fields: tuple[tuple[str, int | str], ...]
@@ -428,14 +432,14 @@ class _Call:
     root: int
     mpi_op: Any = None
     model: calibration.Calibration | None = None
-    digest: int = field(init=False)
+    hashed: int = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest(self.fields))  # frozen: set once, here
+        object.__setattr__(self, "hashed", digest(self.fields))  # frozen: set once, here
 
 
 _PREPARED: dict[tuple[Any, ...], _Call] = {}
-""":func:`_prepare`'s answers by call signature. A plain dict: on a 1 KiB
+""":func:`_prepare`'s answers by their key (see :func:`_remember`). A plain dict: on a 1 KiB
 buffer, where MPI's own allreduce takes 6 us, ``functools.lru_cache`` with
 nine arguments cost a third of a microsecond more."""
 
@@ -465,14 +469,17 @@ class _Recent:
         Everything the call depends on, as :func:`_collective` puts it together.
     comm, rank : Any, int
         The communicator (``MPI.COMM_WORLD`` for None) and this rank in it.
+        Held: the signature names a communicator by its ``id``.
     call : _Call
         What :func:`_prepare` decided.
     """
 
     __slots__ = ("signature", "comm", "rank", "call")
 
-    def __init__(self, signature: tuple[Any, ...], comm: Any, call: _Call) -> None:
-        self.signature, self.comm, self.rank, self.call = signature, comm, comm.Get_rank(), call
+    def __init__(
+        self, signature: tuple[Any, ...] | None, comm: Any, rank: int, call: _Call
+    ) -> None:
+        self.signature, self.comm, self.rank, self.call = signature, comm, rank, call
 
     def stale(self) -> bool:
         """Whether ``"auto"`` chose with another model than the one in use now."""
@@ -492,16 +499,23 @@ def _remember(
     root: int,
     comm: Any,
     signature: tuple[Any, ...] | None,
+    flags: Any = None,
 ) -> _Recent:
     """Check a call in full, prepare it, and remember it by its buffer (if it has a ``signature``).
 
-    The buffer is checked by :func:`_flat_view`, the other arguments by
-    :func:`_prepare`, whose answer is cached by call signature.
+    The buffer is checked by :func:`_flat_view` (unless its ``flags`` say
+    it is fine), the other arguments by :func:`_prepare`, whose answer is
+    cached by its key: a program that passes a new array at every call (new
+    gradients at every step) finds its plan there.
     """
     comm = _intracomm(comm, collective)
     rank, p = comm.Get_rank(), comm.Get_size()
-    root = _root_index(root, collective, rank)
-    flat = _flat_view(buf, collective, rank)
+    if type(root) is not int:
+        root = _root_index(root, collective, rank)
+    if flags is not None and flags.c_contiguous and flags.writeable:  # the usual case, quickly
+        flat = buf if buf.ndim == 1 else buf.reshape(-1)
+    else:
+        flat = _flat_view(buf, collective, rank)
     model = id(calibration.current()) if algorithm == AUTO else 0
     layout = (executor.SEGMENT_BYTES, executor.PIECE_BYTES)
     key = (collective, algorithm, op, root, p, rank, flat.size, flat.dtype, layout, model)
@@ -514,7 +528,7 @@ def _remember(
         if len(_PREPARED) >= _PREPARED_MAX:  # a program cycling through sizes: start afresh
             _PREPARED.clear()
         _PREPARED[key] = call
-    recent = _Recent(signature, comm, call)
+    recent = _Recent(signature, comm, rank, call)
     if signature is not None:  # an ndarray's: a subclass's is checked in full every time
         _RECENT.pop(id(buf), None)
         if len(_RECENT) >= RECENT_BUFFERS:
@@ -536,7 +550,7 @@ def _prepare(
 ) -> _Call:
     """Check the arguments other than the buffer's shape and compile the plan.
 
-    :func:`_collective` keeps the answer in :data:`_PREPARED`. A bad argument
+    :func:`_remember` keeps the answer in :data:`_PREPARED`. A bad argument
     raises (exceptions are not kept), so every bad call gets its error.
     """
     where = f"{collective} on rank {rank}"
@@ -617,7 +631,7 @@ def _flat_view(buf: np.ndarray, collective: str, rank: int) -> np.ndarray:
         raise TypeError(
             f"{collective} on rank {rank}: buf must be a NumPy array, got {type(buf).__name__}"
         )
-    flags = buf.flags  # the dtype is checked by _prepare, once per call signature
+    flags = buf.flags  # the dtype is checked by _prepare, once per key
     if not flags.c_contiguous:
         raise ValueError(
             f"{collective} on rank {rank}: buf (shape {buf.shape}, strides {buf.strides}) is not "

@@ -530,21 +530,25 @@ def execute(
 
 
 def _bound(plan: Plan, flat: np.ndarray, comm: Any) -> Bound | None:
-    """``plan``'s persistent requests on ``flat``, if it may be bound to it (see :class:`Bound`)."""
+    """``plan``'s persistent requests on ``flat``, if it may be bound to it (see :class:`Bound`).
+
+    None if the binding is in flight: a second collective on a buffer
+    before the first is done is wrong anyway, and runs unbound.
+    """
     key = (id(flat), id(comm))
     bound = plan.bound.get(key)
-    if bound is not None and bound.scratch.dtype is not flat.dtype:
-        # The array's dtype was assigned in place (same itemsize, so the same
-        # plan): the binding's views of it still read the old one.
-        if bound.busy:  # the call is wrong anyway
+    if bound is not None:
+        if bound.busy:
             return None
+        if bound.scratch.dtype is flat.dtype:
+            return bound
+        # The array's dtype was assigned in place (the same itemsize, so the
+        # same plan): the binding's views of it still read the old one.
         plan.bound.pop(key).free()
-        bound = None
-    if bound is None:
-        if not (plan.bindable and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES):
-            return None  # bound: a plan of exchanges, on a buffer that owns its memory
-        bound = _bind_the_second_time(plan, flat, comm)
-    return None if bound is None or bound.busy else bound  # busy: the call is wrong anyway
+    # Only a plan of exchanges, on a buffer that owns its memory, is bound.
+    if plan.bindable and flat.base is None and flat.nbytes <= BOUND_MAX_BYTES:
+        return _bind_the_second_time(plan, flat, comm)
+    return None
 
 
 def _started_bound(

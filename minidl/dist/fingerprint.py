@@ -17,7 +17,7 @@ requests made once per communicator: on two ranks, one exchange of 16 bytes
 and a few lines of Python, about 4 us where ``Allreduce`` and its NumPy
 arrays took 6 (measured on two ranks only: on more, each of its ``ceil(lg
 p)`` rounds costs a little Python, where MPI's rounds run in C). The hash of
-a call is computed once per call signature (the collectives keep it).
+a call is computed once, with its plan (the collectives keep it).
 Benchmarks switch the check off with ``check=False`` (on every rank alike).
 """
 
@@ -67,8 +67,7 @@ def check_agreement(
     fields : tuple of (str, int or str) pairs
         What describes this rank's call, e.g. ``(("collective", "allreduce"),
         ("number of elements", 1000), ("dtype", "float32"), ...)``: Python
-        integers or strings. A tuple, not a dict, so that its hash can be
-        cached.
+        integers or strings: a tuple, so that a caller can keep its hash.
     names : iterable of str
         Strings other ranks may have passed (every known dtype, op and
         algorithm), so that the error can name them, not just their checksum.

@@ -451,11 +451,12 @@ _exception_escaped = False
 _previous_excepthook = sys.excepthook
 
 
-# How long a rank that is about to abort the job waits after printing its
-# error. MPI_Abort makes mpiexec kill every rank and exit, and it may do so
-# before it has passed on what the ranks printed last: two ranks that both
-# raised then left one line of a traceback between them, one run in six.
 ABORT_GRACE_S = 0.2
+"""Seconds a rank waits after printing the error that will abort the job.
+``MPI_Abort`` (ours at exit, or ``python -m mpi4py``'s after an uncaught
+exception) makes ``mpiexec`` kill every rank and exit, and it may do so
+before it has passed on what the ranks printed last: when two ranks both
+raised, one run in six showed one line of a traceback between them."""
 
 
 def _note_exception(*exc_info) -> None:
@@ -463,7 +464,7 @@ def _note_exception(*exc_info) -> None:
     _exception_escaped = True
     _previous_excepthook(*exc_info)
     sys.stderr.flush()
-    time.sleep(ABORT_GRACE_S)  # mpi4py aborts the job soon after this returns
+    time.sleep(ABORT_GRACE_S)  # under python -m mpi4py, the job is aborted soon after
 
 
 def _size(nbytes: int) -> str:
