@@ -311,6 +311,13 @@ class Bound:
     rounds: list[tuple[list[Any], np.ndarray, np.ndarray, bool, PlannedRound]]
     busy: bool = False
     """Whether a started collective runs on it now: then it must not be freed."""
+    startall: Callable[[list[Any]], None] = field(init=False, repr=False)
+    """MPI's ``Prequest.Startall``, and below ``Request.Waitall``."""
+    waitall: Callable[[list[Any]], Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        mpi = mpi_module()  # looked up once: a short call must not pay for it
+        self.startall, self.waitall = mpi.Prequest.Startall, mpi.Request.Waitall
 
     @property
     def nbytes(self) -> int:
@@ -512,12 +519,14 @@ def execute(
         (not per segment), timed with :func:`time.perf_counter`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
-    bound = _bound(plan, flat, comm)
+    bound = plan.bound.get((id(flat), id(comm)))
+    if bound is None or bound.busy or bound.scratch.dtype is not flat.dtype:
+        bound = _bound(plan, flat, comm)  # binds, unbinds, or finds it may not be used
     if bound is not None and trace is None:  # the shortest path: a training loop's
-        mpi = mpi_module()
+        startall, waitall = bound.startall, bound.waitall
         for requests, into, landing, reduce, _ in bound.rounds:
-            mpi.Prequest.Startall(requests)
-            mpi.Request.Waitall(requests)
+            startall(requests)
+            waitall(requests)
             if reduce:
                 reduce_into(into, landing)
         return
