@@ -383,8 +383,11 @@ def _collective(
             executor.SEGMENT_BYTES, executor.PIECE_BYTES,
         )
         recent = _RECENT.get(id(buf))
-        if recent is not None and (recent.signature != signature or recent.stale()):
+        if recent is not None and recent.signature != signature:
             recent = None
+        elif recent is not None and recent.model is not None:
+            if recent.model is not calibration.current():  # "auto" chose with another model
+                recent = None
     if recent is None:
         recent = _remember(collective, buf, op, algorithm, root, comm, signature, flags)
     flat = buf if buf.ndim == 1 else buf.reshape(-1)
@@ -472,18 +475,18 @@ class _Recent:
         Held: the signature names a communicator by its ``id``.
     call : _Call
         What :func:`_prepare` decided.
+    model : Calibration or None
+        For ``"auto"``, the model that chose the algorithm: the entry serves
+        only while that model is :func:`~minidl.dist.calibration.current`.
     """
 
-    __slots__ = ("signature", "comm", "rank", "call")
+    __slots__ = ("signature", "comm", "rank", "call", "model")
 
     def __init__(
         self, signature: tuple[Any, ...] | None, comm: Any, rank: int, call: _Call
     ) -> None:
         self.signature, self.comm, self.rank, self.call = signature, comm, rank, call
-
-    def stale(self) -> bool:
-        """Whether ``"auto"`` chose with another model than the one in use now."""
-        return self.call.model is not None and self.call.model is not calibration.current()
+        self.model = call.model
 
 
 _RECENT: dict[int, _Recent] = {}
