@@ -89,13 +89,13 @@ that stays in cache. Each segment costs a few microseconds of Python and MPI,
 and a segmented round is never bound (:class:`Bound`), so segments must be
 long: on two ranks of a 2-core machine (2 MiB of L2 cache per core), 64 KiB
 segments made the ring 1.3 to 1.4 times slower than whole messages from
-256 KiB to 16 MiB, and whole messages were 1.1 to 1.5 times slower than segments at
-64 MiB. Between 1 and 8 MiB segments, only a buffer cut into few segments
-shows a difference: 1 MiB segments cut the ring's 2 MiB messages over a
-4 MiB buffer in two, and took it at 0.90 and 0.93 times MPI's ``Allreduce``
-where whole (and bound) messages took 0.84 to 0.87; from 8 to 64 MiB, 1, 2,
-4 and 8 MiB segments were all within a few percent of each other, in an
-order that changed from run to run. Read at each call: set
+256 KiB to 16 MiB, and whole messages were 1.1 to 1.5 times slower than segments
+at 64 MiB. Between 1 and 8 MiB segments, only a buffer cut into few segments
+shows a difference: 1 MiB segments cut the ring's 2 MiB messages over a 4 MiB
+buffer in two, and took it at 0.90 and 0.93 times MPI's ``Allreduce`` where
+whole (and bound) messages took 0.84 to 0.87; from 8 to 64 MiB, 1, 2, 4 and
+8 MiB segments were all within a few percent of each other, in an order that
+changed from run to run. Read at each call: set
 ``minidl.dist.executor.SEGMENT_BYTES`` to watch a short buffer pipelined (in a
 trace) or to tune it for a machine (``benchmarks/bench_allreduce.py
 --segment-kib``). Every rank must use the same value."""
