@@ -517,6 +517,48 @@ def test_iallreduce_checks_the_call_like_allreduce():
     assert all("number of elements" in message for message in job.results)
 
 
+def test_a_second_collective_on_a_communicator_waits_for_the_started_one_or_is_refused():
+    # Waited for in different orders on the two ranks, two started allreduces on one
+    # communicator would take each other's messages (same tags) and sum wrongly, silently.
+    code = """
+        import numpy as np
+        from mpi4py import MPI
+        from minidl.dist import Trace, allreduce, iallreduce
+        from minidl.testing import report
+        comm = MPI.COMM_WORLD
+        rank, errors = comm.rank, {}
+        first, second = np.full(1000, 1.0), np.full(1000, 10.0)
+        started = iallreduce(first, algorithm="ring")
+        for name, call in [
+            ("iallreduce", lambda: iallreduce(second, algorithm="ring")),
+            ("allreduce", lambda: allreduce(second, algorithm="tree")),
+        ]:
+            try:
+                call()
+            except ValueError as exc:
+                errors[name] = str(exc)
+        allreduce(second, algorithm="mpi")  # MPI's own: its messages never meet minidl's
+        started.wait()
+        other = comm.Dup()
+        a, b = iallreduce(first), iallreduce(second, comm=other)  # one per communicator: fine
+        b.wait(), a.wait()
+        allreduce(first)  # and once done, the communicator is free again
+        try:
+            allreduce(first, trace=Trace(clock="rounds"))
+        except ValueError as exc:
+            errors["rounds"] = str(exc)
+        report({"errors": errors, "first": first[:2].tolist(), "second": second[:2].tolist()})
+    """
+    job = run_mpi(code, 2, timeout=60)
+    for rank, r in enumerate(job.results):
+        for name in ("iallreduce", "allreduce"):
+            assert f"{name} on rank {rank}: an iallreduce started on this communicator is not " \
+                "finished" in r["errors"][name], r["errors"]
+            assert "comm.Dup()" in r["errors"][name]
+        assert "clock='rounds'" in r["errors"]["rounds"] and "Trace()" in r["errors"]["rounds"]
+        assert r["first"] == [8.0, 8.0] and r["second"] == [40.0, 40.0]
+
+
 PERSISTENT = """
     import numpy as np
     from mpi4py import MPI

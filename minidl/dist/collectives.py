@@ -146,6 +146,25 @@ def iallreduce(
     return _collective("allreduce", buf, op, algorithm, 0, comm, trace, check, blocking=False)[2]
 
 
+_STARTED: dict[int, CollectiveRequest] = {}
+"""The collective of minidl's started on each communicator (by ``id``) and
+not finished yet. Its messages use the same tags as the next collective's on
+that communicator, so if the ranks took them along in different orders (one
+waits for the first, another for the second) messages would meet the wrong
+receives and the sums come out wrong, silently: a second one is refused
+until the first is done."""
+
+
+def _refuse_while_started(collective: str, rank: int, started: CollectiveRequest) -> None:
+    """Raise, naming the collective still in flight on the same communicator."""
+    raise ValueError(
+        f"{collective} on rank {rank}: an iallreduce started on this communicator is not "
+        f"finished ({started!r}). minidl's collectives on one communicator run one at a time "
+        "(their messages use the same tags): wait() for it first, or give each its own "
+        "communicator with comm.Dup()"
+    )
+
+
 class CollectiveRequest:
     """A collective started without blocking (see :func:`iallreduce`).
 
@@ -158,6 +177,10 @@ class CollectiveRequest:
         as it can go without blocking.
     buf : numpy.ndarray
         The buffer it works in, returned by :meth:`wait`.
+    comm : mpi4py.MPI.Intracomm, optional
+        The communicator it runs on, for one of minidl's collectives: until it
+        is done, no other of minidl's collectives may start there (see
+        :data:`_STARTED`).
 
     Attributes
     ----------
@@ -170,12 +193,13 @@ class CollectiveRequest:
     posted, and they would meet the next collective's.
     """
 
-    def __init__(self, steps: Iterator[Any], buf: np.ndarray) -> None:
+    def __init__(self, steps: Iterator[Any], buf: np.ndarray, comm: Any = None) -> None:
         self._steps = steps
         self._waiting: Any = None
         self._done = False
         self._error: BaseException | None = None
         self.buf = buf
+        self.comm = comm
         self.test()  # post the first messages now
 
     @property
@@ -196,10 +220,17 @@ class CollectiveRequest:
                 self._waiting = next(self._steps)
             except StopIteration:
                 self._done, self._waiting = True, None
+                self._finished()
             except BaseException as exc:
                 self._error = exc
+                self._finished()  # it raised on this rank: the caller knows
                 raise
         return self._done
+
+    def _finished(self) -> None:
+        """Let other collectives start on its communicator again."""
+        if self.comm is not None and _STARTED.get(id(self.comm)) is self:
+            del _STARTED[id(self.comm)]
 
     def wait(self) -> np.ndarray:
         """Block until the collective is done; returns the buffer."""
@@ -392,17 +423,27 @@ def _collective(
         recent = _remember(collective, buf, op, algorithm, root, comm, signature, flags)
     flat = buf if buf.ndim == 1 else buf.reshape(-1)
     comm, call = recent.comm, recent.call
+    if _STARTED and call.plan is not None and id(comm) in _STARTED:
+        name = collective if blocking else f"i{collective}"
+        _refuse_while_started(name, recent.rank, _STARTED[id(comm)])
     if check:
         check_agreement(comm, collective, call.fields, _names_a_rank_may_pass(), call.hashed)
     if trace is not None:
+        if trace.clock != "seconds":
+            raise ValueError(
+                f"{collective} on rank {recent.rank}: a trace of real ranks is timed in seconds, "
+                f"but this one has clock={trace.clock!r} (for simulate): pass Trace()"
+            )
         trace.comm = comm
     if not blocking:
         assert collective == "allreduce", "only allreduce starts without blocking"
         if call.plan is None:
             steps = until_done(comm.Iallreduce(_mpi().IN_PLACE, flat, op=call.mpi_op))
-        else:
-            steps = start(call.plan, flat, op, comm, trace)
-        return flat, comm, CollectiveRequest(steps, buf)
+            return flat, comm, CollectiveRequest(steps, buf)
+        request = CollectiveRequest(start(call.plan, flat, op, comm, trace), buf, comm)
+        if not request.done:
+            _STARTED[id(comm)] = request
+        return flat, comm, request
     if call.plan is None:
         _mpi_builtin(collective, flat, call.mpi_op, call.root, recent.rank, comm)
     else:
