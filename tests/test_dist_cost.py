@@ -142,3 +142,11 @@ def test_calibration_fits_one_slope_to_every_size_by_relative_error():
     sizes = (1 << 20, 1 << 22, 1 << 24)
     times = [1e-5 + 2e-10 * n for n in sizes]  # exactly linear: the slope comes back
     assert calibration._per_byte(sizes, times, 1e-5) == pytest.approx(2e-10)
+
+
+@pytest.mark.parametrize("bad", [1e6, "1024", None])
+def test_sizes_must_be_ints(bad):
+    with pytest.raises(TypeError, match="cost: nbytes must be an int"):
+        cost("ring", 4, bad, 1e-6, 1e-9, 1e-10)
+    with pytest.raises(TypeError, match="cost: p must be an int"):
+        cost("ring", bad, 1024, 1e-6, 1e-9, 1e-10)

@@ -324,3 +324,14 @@ def test_yielding_something_other_than_a_round_is_named():
 
     with pytest.raises(ScheduleError, match="rank 0 yielded Send.* as round 0; a schedule yields"):
         simulate(forgot_round, rank_data(2, 4, np.float64, "sum"))
+
+
+def test_an_op_error_guesses_the_usual_slips():
+    class Op:  # stands for mpi4py's MPI.Op (importing mpi4py here would start MPI in pytest)
+        pass
+
+    inputs = [np.ones(3), np.ones(3)]
+    with pytest.raises(ValueError, match=r"'ring' is an algorithm: the op comes second"):
+        simulate("ring", inputs, op="ring")
+    with pytest.raises(ValueError, match=r"op='sum' for MPI.SUM"):
+        simulate("ring", inputs, op=Op())

@@ -74,6 +74,9 @@ print("every rank agrees:", all(np.array_equal(out, outputs[0]) for out in outpu
 # The simulator also returns a :class:`~minidl.dist.Trace`: one event per
 # message sent, received and reduced, counted per rank. Its clock counts
 # rounds. ``trace.to_chrome("ring.json")`` would write it for Perfetto.
+# (A trace of a real ``mpiexec`` run holds one rank's events, and its
+# ``summary()`` and ``to_chrome()`` gather every rank's: call them on every
+# rank, not under ``if rank == 0``, or the job waits forever.)
 trace.summary()
 
 # %%
@@ -227,6 +230,13 @@ print("this process's model for auto:", calibration.current())
 # with the backward pass of the layers before it, without a thread. (Inside,
 # the executor runs each round as a Python generator that yields the MPI
 # request it waits on.)
+#
+# One rule: finish a started collective before starting another of minidl's
+# on the same communicator. Their messages carry the same tags, so two at
+# once, waited for in a different order on each rank, would take each
+# other's messages and sum wrongly; minidl refuses the second with an error
+# that says so. Give each its own communicator (``comm.Dup()``) to run
+# several at once.
 #
 # Below, each rank starts the ring on 4 MiB, then does 40 slices of other
 # work (matrix products), testing the request after each; and, for

@@ -143,7 +143,8 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
     Returns
     -------
     Calibration
-        The measured model, now also :func:`current`.
+        The measured model, now also what
+        :func:`minidl.dist.calibration.current` returns.
     """
     global _current
     from mpi4py import MPI  # imported here: importing minidl.dist must not start MPI

@@ -59,7 +59,9 @@ def allreduce(
     algorithm : str or callable, optional
         ``"ring"`` (default), ``"rabenseifner"``, ``"recursive_doubling"``,
         ``"tree"``, ``"naive"``, ``"auto"`` (the one the calibrated cost
-        model predicts fastest, see :func:`~minidl.dist.calibration.calibrate`),
+        model predicts fastest, see :func:`~minidl.dist.calibration.calibrate`;
+        before any calibration, a model of the 2-core machine minidl is
+        developed on, :data:`~minidl.dist.calibration.DEFAULT`),
         ``"mpi"`` (MPI's own ``Allreduce``), or a schedule generator
         ``fn(p, rank, n)`` of your own.
     comm : mpi4py.MPI.Intracomm, optional

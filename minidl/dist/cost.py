@@ -11,6 +11,7 @@ the schedules, not the source of the numbers.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 from minidl.dist.schedules import check_layout, resolve, rounds_of
@@ -97,6 +98,11 @@ def cost(
     Cost(rounds=6, messages=6, wire_bytes=1536, reduced_bytes=768, seconds=7.6128e-06)
     """
     resolve(collective, algorithm)
+    for value, what in ((p, "p"), (nbytes, "nbytes")):
+        try:
+            operator.index(value)  # ints and NumPy's, not 1e6 (a float)
+        except TypeError:
+            raise TypeError(f"cost: {what} must be an int, got {value!r}") from None
     if nbytes < 0:
         raise ValueError(f"cost: nbytes must be >= 0, got {nbytes}")
     check_layout(p, nbytes, root, collective)

@@ -22,7 +22,8 @@ class Event(NamedTuple):
 
     A named tuple rather than a frozen dataclass: the MPI executor makes
     several per round while tracing, and a named tuple is made several times
-    faster. Its fields, in order:
+    faster. Its fields, in order (each described in the API reference): rank,
+    round, kind, peer, chunks, count, nbytes, start, end, segments.
     """
 
     rank: int
