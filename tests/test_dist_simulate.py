@@ -335,3 +335,12 @@ def test_an_op_error_guesses_the_usual_slips():
         simulate("ring", inputs, op="ring")
     with pytest.raises(ValueError, match=r"op='sum' for MPI.SUM"):
         simulate("ring", inputs, op=Op())
+
+
+def test_swapped_arguments_and_real_only_algorithms_are_named():
+    inputs = [np.ones(3), np.ones(3)]
+    with pytest.raises(TypeError, match=r"the algorithm comes first.*simulate\('ring', inputs\)"):
+        simulate(inputs, "ring")
+    for name in ("auto", "mpi"):
+        with pytest.raises(ValueError, match=f"'{name}' is no schedule"):
+            simulate(name, inputs)

@@ -61,9 +61,10 @@ def resolve(collective: str, algorithm: str | ScheduleFn) -> tuple[str, Schedule
         return getattr(algorithm, "__name__", repr(algorithm)), algorithm
     known = ALGORITHMS[collective]
     if not isinstance(algorithm, str) or algorithm not in known:
-        raise ValueError(
-            f"unknown {collective} algorithm {algorithm!r}; expected one of {tuple(known)}"
-        )
+        message = f"unknown {collective} algorithm {algorithm!r}; expected one of {tuple(known)}"
+        if isinstance(algorithm, str) and algorithm in ("auto", "mpi"):
+            message += f" ({algorithm!r} is no schedule: only collectives on real ranks take it)"
+        raise ValueError(message)
     return algorithm, known[algorithm]
 
 

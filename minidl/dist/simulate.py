@@ -96,6 +96,10 @@ def simulate(
     >>> len(trace.events)  # 4 rounds x 3 ranks x (send, recv), + 2 rounds x 3 reduces
     30
     """
+    if isinstance(inputs, str) and not isinstance(algorithm, str):
+        raise TypeError(
+            f"simulate: the algorithm comes first, then the inputs: simulate({inputs!r}, inputs)"
+        )
     buffers = _flat_copies(inputs, op)
     p, n = len(buffers), buffers[0].size
     check_layout(p, n, root, collective)
