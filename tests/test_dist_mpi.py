@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
 from minidl.testing import run_mpi
+from minidl.testing.mpi import _kill_job, find_mpiexec
 
 pytestmark = pytest.mark.mpi
 
@@ -440,6 +442,26 @@ def test_an_exception_on_one_rank_ends_the_job_quickly():
     assert time.monotonic() - started < 20
 
 
+def test_a_rank_started_without_mpi4py_runner_that_raises_still_ends_the_job(tmp_path):
+    # Plain "python script.py", not "python -m mpi4py": importing minidl.dist installs the
+    # hook that aborts the job, where the other rank would wait in allreduce forever.
+    script = tmp_path / "plain.py"
+    script.write_text(textwrap.dedent(ONE_RANK_FAILS))
+    command = [find_mpiexec(), "-n", "2", sys.executable, str(script)]
+    started = time.monotonic()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        _kill_job(proc.pid)
+        proc.communicate()
+        raise AssertionError("the job hung: the rank that raised did not abort it") from None
+    assert proc.returncode != 0
+    assert "rank 1 gives up" in stderr
+    assert time.monotonic() - started < 20
+
+
 def test_importing_minidl_does_not_start_mpi():
     code = "import sys, minidl, minidl.dist; assert 'mpi4py' not in sys.modules, 'mpi4py imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -527,6 +549,15 @@ def test_a_second_collective_on_a_communicator_waits_for_the_started_one_or_is_r
         from minidl.testing import report
         comm = MPI.COMM_WORLD
         rank, errors = comm.rank, {}
+        tiny = np.ones(4)
+        for _ in range(20):  # often done on one rank before its program looks, not on the other
+            request = iallreduce(tiny, algorithm="recursive_doubling")
+            try:
+                allreduce(tiny)
+                errors["tiny"] = "a collective ran before the started one was seen done"
+            except ValueError:
+                pass
+            request.wait()
         first, second = np.full(1000, 1.0), np.full(1000, 10.0)
         started = iallreduce(first, algorithm="ring")
         for name, call in [
@@ -556,6 +587,7 @@ def test_a_second_collective_on_a_communicator_waits_for_the_started_one_or_is_r
                 "finished" in r["errors"][name], r["errors"]
             assert "comm.Dup()" in r["errors"][name]
         assert "clock='rounds'" in r["errors"]["rounds"] and "Trace()" in r["errors"]["rounds"]
+        assert "tiny" not in r["errors"]
         assert r["first"] == [8.0, 8.0] and r["second"] == [40.0, 40.0]
 
 

@@ -16,9 +16,11 @@ recursive_doubling allreduce on rank 0 of 4, n=6: 2 rounds
   round 1: send chunk 0 [0:6] to rank 2; reduce chunk 0 [0:6] from rank 2
 
 Importing this package does not import :mod:`mpi4py`; the collectives do,
-when first called.
+when first called. Outside ``python -m mpi4py``, it makes an uncaught
+exception on one rank abort the whole job (:mod:`minidl.dist.abort`).
 """
 
+from minidl.dist import abort
 from minidl.dist.calibration import Calibration, calibrate
 from minidl.dist.checks import DTYPES, OPS
 from minidl.dist.chunking import chunk_bounds, chunk_range
@@ -36,6 +38,8 @@ from minidl.dist.schedules import ALGORITHMS, Schedule, schedule
 from minidl.dist.simulate import ScheduleError, Simulation, simulate
 from minidl.dist.steps import Recv, Round, ScheduleFn, Send, copy_from, reduce_from, send
 from minidl.dist.trace import Event, RankStats, Trace
+
+abort.install()
 
 __all__ = [
     "ALGORITHMS",

@@ -149,12 +149,16 @@ def iallreduce(
 
 
 _STARTED: dict[int, CollectiveRequest] = {}
-"""The collective of minidl's started on each communicator (by ``id``) and
-not finished yet. Its messages use the same tags as the next collective's on
-that communicator, so if the ranks took them along in different orders (one
-waits for the first, another for the second) messages would meet the wrong
-receives and the sums come out wrong, silently: a second one is refused
-until the first is done."""
+"""The collective of minidl's started on each communicator (by ``id``) that
+the program has not yet seen done. Its messages use the same tags as the next
+collective's on that communicator, so if the ranks took two along in
+different orders (one waits for the first, another for the second) messages
+would meet the wrong receives and the sums come out wrong, silently: a second
+one is refused instead. "Seen done" (:meth:`CollectiveRequest.test` returned
+True, or :meth:`~CollectiveRequest.wait` returned), not "done": one rank's
+request may finish before its program looks while another's is still in
+flight, but every rank's program looks in the same order, so every rank
+refuses the same call."""
 
 
 def _refuse_while_started(collective: str, rank: int, started: CollectiveRequest) -> None:
@@ -202,7 +206,7 @@ class CollectiveRequest:
         self._error: BaseException | None = None
         self.buf = buf
         self.comm = comm
-        self.test()  # post the first messages now
+        self._advance()  # post the first messages now
 
     @property
     def done(self) -> bool:
@@ -215,6 +219,13 @@ class CollectiveRequest:
         Raises the error that stopped the collective, if one did (again at
         every later call: a failed collective is never done).
         """
+        if self._advance():
+            self._seen_done()
+            return True
+        return False
+
+    def _advance(self) -> bool:
+        """:meth:`test` without letting the next collective start (see :data:`_STARTED`)."""
         if self._error is not None:
             raise self._error
         if not self._done:
@@ -222,14 +233,13 @@ class CollectiveRequest:
                 self._waiting = next(self._steps)
             except StopIteration:
                 self._done, self._waiting = True, None
-                self._finished()
             except BaseException as exc:
                 self._error = exc
-                self._finished()  # it raised on this rank: the caller knows
+                self._seen_done()  # it raised on this rank: the caller sees it now
                 raise
         return self._done
 
-    def _finished(self) -> None:
+    def _seen_done(self) -> None:
         """Let other collectives start on its communicator again."""
         if self.comm is not None and _STARTED.get(id(self.comm)) is self:
             del _STARTED[id(self.comm)]
@@ -443,8 +453,7 @@ def _collective(
             steps = until_done(comm.Iallreduce(_mpi().IN_PLACE, flat, op=call.mpi_op))
             return flat, comm, CollectiveRequest(steps, buf)
         request = CollectiveRequest(start(call.plan, flat, op, comm, trace), buf, comm)
-        if not request.done:
-            _STARTED[id(comm)] = request
+        _STARTED[id(comm)] = request
         return flat, comm, request
     if call.plan is None:
         _mpi_builtin(collective, flat, call.mpi_op, call.root, recent.rank, comm)

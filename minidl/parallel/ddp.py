@@ -37,7 +37,7 @@ import numpy as np
 
 from minidl.autograd import engine
 from minidl.autograd.tensor import Tensor
-from minidl.dist import ALGORITHMS, CollectiveRequest, Trace, allreduce, iallreduce, schedule
+from minidl.dist import ALGORITHMS, CollectiveRequest, Trace, abort, allreduce, iallreduce, schedule
 from minidl.nn.module import Module
 from minidl.parallel.buckets import Bucket, assign_buckets
 from minidl.parallel.comm import SPIN_LONG, SPIN_SHORT, ranks_have_own_cores, wait_politely, world
@@ -451,20 +451,12 @@ _exception_escaped = False
 _previous_excepthook = sys.excepthook
 
 
-ABORT_GRACE_S = 0.2
-"""Seconds a rank waits after printing the error that will abort the job.
-``MPI_Abort`` (ours at exit, or ``python -m mpi4py``'s after an uncaught
-exception) makes ``mpiexec`` kill every rank and exit, and it may do so
-before it has passed on what the ranks printed last: when two ranks both
-raised, one run in six showed one line of a traceback between them."""
-
-
 def _note_exception(*exc_info) -> None:
     global _exception_escaped
     _exception_escaped = True
     _previous_excepthook(*exc_info)
     sys.stderr.flush()
-    time.sleep(ABORT_GRACE_S)  # under python -m mpi4py, the job is aborted soon after
+    time.sleep(abort.GRACE_S)  # the job is aborted soon after (by mpi4py or minidl.dist)
 
 
 def _size(nbytes: int) -> str:
@@ -495,7 +487,7 @@ def _close_at_exit(ddp: DistributedDataParallel):
         except BaseException:
             traceback.print_exc()
             sys.stderr.flush()
-            time.sleep(ABORT_GRACE_S)
+            time.sleep(abort.GRACE_S)
             alive.comm.Abort(1)
 
     return close
