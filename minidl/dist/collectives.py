@@ -125,7 +125,8 @@ def iallreduce(
     the request is done. Start non-blocking collectives on a communicator in
     the same order on every rank, and only one of minidl's at a time per
     communicator (their messages use the same tags; ``comm.Dup()`` gives
-    each its own).
+    each its own): any other of minidl's collectives on it raises until this
+    one's ``test()`` has returned True or its ``wait()`` has returned.
 
     Parameters
     ----------
@@ -164,10 +165,10 @@ refuses the same call."""
 def _refuse_while_started(collective: str, rank: int, started: CollectiveRequest) -> None:
     """Raise, naming the collective still in flight on the same communicator."""
     raise ValueError(
-        f"{collective} on rank {rank}: an iallreduce started on this communicator is not "
-        f"finished ({started!r}). minidl's collectives on one communicator run one at a time "
-        "(their messages use the same tags): wait() for it first, or give each its own "
-        "communicator with comm.Dup()"
+        f"{collective} on rank {rank}: an iallreduce started on this communicator "
+        f"({started!r}) has not been waited for. minidl's collectives on one communicator run "
+        "one at a time (their messages use the same tags): call its wait() first (or test() "
+        "until it returns True), or give each its own communicator with comm.Dup()"
     )
 
 
@@ -184,9 +185,9 @@ class CollectiveRequest:
     buf : numpy.ndarray
         The buffer it works in, returned by :meth:`wait`.
     comm : mpi4py.MPI.Intracomm, optional
-        The communicator it runs on, for one of minidl's collectives: until it
-        is done, no other of minidl's collectives may start there (see
-        :data:`_STARTED`).
+        The communicator it runs on, for one of minidl's collectives: until
+        :meth:`test` has returned True or :meth:`wait` has returned, no other
+        of minidl's collectives may start there (see :data:`_STARTED`).
 
     Attributes
     ----------
