@@ -11,7 +11,7 @@ rows run side by side in the same job: every algorithm with ``check=False``
 and no trace, as a training loop that trusts its ranks would; ``auto`` (the
 calibrated model's pick); ``ring +check+trace``, the ring with the fingerprint
 check and a trace, as a student runs it; and ``mpi``, MPI's ``Allreduce``
-called through :func:`minidl.dist.allreduce`. Every ratio is to MPI's
+called through :func:`minidl.distributed.allreduce`. Every ratio is to MPI's
 ``Allreduce`` called directly with mpi4py, what a program would do without
 minidl. The rows are timed in interleaved passes, each row getting a slice of
 ``--budget`` per pass in a rotating order, so that a machine shared with
@@ -54,7 +54,7 @@ from collections.abc import Callable
 import numpy as np
 from mpi4py import MPI
 
-from minidl.dist import ALGORITHMS, Calibration, Trace, allreduce, calibrate, executor
+from minidl.distributed import ALGORITHMS, Calibration, Trace, allreduce, calibrate, executor
 
 comm = MPI.COMM_WORLD
 rank, p = comm.Get_rank(), comm.Get_size()
@@ -159,14 +159,14 @@ def main() -> None:
         "--segment-kib",
         type=int,
         default=executor.SEGMENT_BYTES >> 10,
-        help="cut longer messages into segments of this many KiB (minidl.dist.executor)",
+        help="cut longer messages into segments of this many KiB (minidl.distributed.executor)",
     )
     parser.add_argument(
         "--piece-bytes",
         type=int,
         default=executor.PIECE_BYTES,
         help="send mid-length steps of short buffers in pieces of at most this many bytes; "
-        "0: whole (minidl.dist.executor)",
+        "0: whole (minidl.distributed.executor)",
     )
     args = parser.parse_args()
     executor.SEGMENT_BYTES = args.segment_kib << 10

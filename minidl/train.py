@@ -39,7 +39,7 @@ import minidl
 import minidl.functional as F
 from minidl import kernels, models, nn, optim
 from minidl.data import DataLoader, RandomSampler, load_digits, load_mnist
-from minidl.dist import Trace
+from minidl.distributed import Trace
 from minidl.parallel import DistributedDataParallel, DistributedSampler
 from minidl.parallel.timeline import Timeline
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from minidl.dist import ALGORITHMS
+from minidl.distributed import ALGORITHMS
 from minidl.testing import run_mpi
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_allreduce.py"

@@ -19,14 +19,14 @@ see how well the model predicts them.
 # rank sends one chunk to its right neighbour and reduces the chunk arriving
 # from its left into its own copy (*reduce-scatter*); after that each rank
 # owns one fully reduced chunk, and ``p - 1`` more rounds pass the finished
-# chunks around the ring (*allgather*). :func:`~minidl.dist.schedule` shows
+# chunks around the ring (*allgather*). :func:`~minidl.distributed.schedule` shows
 # one rank's rounds as plain data, here rank 0 of 4 on a buffer of 8 elements:
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minidl.dist import ALGORITHMS, Calibration, calibration, cost, schedule, simulate
+from minidl.distributed import ALGORITHMS, Calibration, calibration, cost, schedule, simulate
 from minidl.testing import run_mpi
 from minidl.testing.mpi import find_mpiexec
 from minidl.viz import draw_schedule
@@ -35,8 +35,8 @@ ring = schedule("ring", 4, 0, 8)
 print(ring)
 
 # %%
-# Each round is a :class:`~minidl.dist.Round` of :class:`~minidl.dist.Send`
-# and :class:`~minidl.dist.Recv` records: a peer, the chunks and their element
+# Each round is a :class:`~minidl.distributed.Round` of :class:`~minidl.distributed.Send`
+# and :class:`~minidl.distributed.Recv` records: a peer, the chunks and their element
 # range, and for a receive whether it is reduced in or copied.
 first = ring.rounds[0]
 print(first.sends[0])
@@ -59,7 +59,7 @@ plt.tight_layout()
 # %%
 # Running a schedule without MPI
 # ------------------------------
-# :func:`~minidl.dist.simulate` plays every rank of a schedule in this one
+# :func:`~minidl.distributed.simulate` plays every rank of a schedule in this one
 # process, over one NumPy buffer per rank, and checks that every send has a
 # matching receive. Each rank's input depends on the rank and the index, so a
 # chunk delivered to the wrong place would show.
@@ -71,7 +71,7 @@ print("expected:    ", np.sum(inputs, axis=0))
 print("every rank agrees:", all(np.array_equal(out, outputs[0]) for out in outputs))
 
 # %%
-# The simulator also returns a :class:`~minidl.dist.Trace`: one event per
+# The simulator also returns a :class:`~minidl.distributed.Trace`: one event per
 # message sent, received and reduced, counted per rank. Its clock counts
 # rounds. ``trace.to_chrome("ring.json")`` would write it for Perfetto.
 # (A trace of a real ``mpiexec`` run holds one rank's events, and its
@@ -99,7 +99,7 @@ print(f"2 (p - 1) / p = {2 * (p - 1) / p:.3f}")
 # -----------------------------------
 # In the alpha-beta-gamma model a round costs ``alpha`` per message (latency),
 # ``beta`` per byte on the wire and ``gamma`` per byte reduced.
-# :func:`~minidl.dist.cost` walks the schedules of all ranks and adds up, round
+# :func:`~minidl.distributed.cost` walks the schedules of all ranks and adds up, round
 # by round, what the busiest rank does. For the ring on ``p`` ranks the
 # result is the textbook ``2 (p - 1) alpha + 2 (p - 1) / p n beta + (p - 1) /
 # p n gamma``, and recursive doubling costs ``lg p (alpha + n beta + n
@@ -127,10 +127,10 @@ print("auto picks, by size:", {s: model.choose(64, s) for s in (1 << 10, 1 << 16
 # %%
 # On real ranks, against the model
 # --------------------------------
-# The same schedules run on real MPI ranks: :func:`minidl.dist.allreduce`
+# The same schedules run on real MPI ranks: :func:`minidl.distributed.allreduce`
 # sends with mpi4py's buffer methods and reduces with the compiled kernel.
 # The script below calibrates the model on the machine it runs on
-# (:func:`~minidl.dist.calibrate` times exchanges between ranks 0 and 1 and
+# (:func:`~minidl.distributed.calibrate` times exchanges between ranks 0 and 1 and
 # the reduction kernel), then times the ring, recursive doubling and MPI's own
 # ``Allreduce`` over a range of sizes. It must run under ``mpiexec``;
 # :func:`~minidl.testing.run_mpi` starts it on two ranks with the command a
@@ -146,7 +146,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from minidl.dist import allreduce, calibrate
+from minidl.distributed import allreduce, calibrate
 from minidl.testing import report
 
 comm = MPI.COMM_WORLD
@@ -220,9 +220,9 @@ print("this process's model for auto:", calibration.current())
 # %%
 # Starting a collective without waiting for it
 # --------------------------------------------
-# :func:`~minidl.dist.iallreduce` is MPI's ``MPI_Iallreduce`` for the same
+# :func:`~minidl.distributed.iallreduce` is MPI's ``MPI_Iallreduce`` for the same
 # schedules: it posts the first round's messages and returns a
-# :class:`~minidl.dist.CollectiveRequest`. Each call of ``request.test()``
+# :class:`~minidl.distributed.CollectiveRequest`. Each call of ``request.test()``
 # takes the schedule as far as it goes without blocking (a message has
 # arrived: reduce it, post the next round) and says whether it is done;
 # ``request.wait()`` finishes it. In between, the rank computes. This is how
@@ -247,7 +247,7 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from minidl.dist import allreduce, iallreduce
+from minidl.distributed import allreduce, iallreduce
 from minidl.testing import report
 
 comm = MPI.COMM_WORLD
@@ -314,11 +314,11 @@ print(f"and it sums like the blocking one: 1 + 2 = {result['sum']:.0f}")
 # kernel), and shorter ones through shared-memory cells. The single copy is
 # slow right after the sender wrote the data, which in a collective it
 # always has; so on a short buffer minidl cuts each step of 8 KiB or more
-# into pieces under 8 KiB (``minidl.dist.executor.PIECE_BYTES``), started
+# into pieces under 8 KiB (``minidl.distributed.executor.PIECE_BYTES``), started
 # together. The plan shows them: recursive doubling on 2 ranks over 32 KiB
 # of float32 sends one step, in 5 messages with tags of their own.
 
-from minidl.dist import executor
+from minidl.distributed import executor
 
 layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
 plan = executor.plan_of("allreduce", "recursive_doubling", 2, 0, 8192, 0, 4, *layout)
@@ -342,7 +342,7 @@ DISAGREE = """
 import numpy as np
 from mpi4py import MPI
 
-from minidl.dist import allreduce
+from minidl.distributed import allreduce
 from minidl.testing import report
 
 comm = MPI.COMM_WORLD

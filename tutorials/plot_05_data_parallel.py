@@ -400,7 +400,7 @@ print("one process, after the last step:", single_hashes[-1][:10])
 # A :class:`~minidl.parallel.timeline.Timeline` records named spans on each
 # rank: the loop below wraps forward and backward in ``timeline.span``, and
 # DDP, given the same timeline, adds each bucket's all-reduce and the time
-# backward's end spends waiting for them; a :class:`~minidl.dist.Trace` adds
+# backward's end spends waiting for them; a :class:`~minidl.distributed.Trace` adds
 # every message of every round. ``to_chrome`` gathers all ranks' spans into
 # one Chrome trace file. The training job records exactly these spans:
 # ``mpiexec -n 2 python -m mpi4py -m minidl.train --trace trace.json`` writes
@@ -421,7 +421,7 @@ import minidl
 import minidl.functional as F
 from minidl import models, optim
 from minidl.data import DataLoader, TensorDataset
-from minidl.dist import Trace
+from minidl.distributed import Trace
 from minidl.parallel import DistributedDataParallel, DistributedSampler
 from minidl.parallel.timeline import Timeline
 
@@ -593,7 +593,7 @@ print(f"median step: {median['overlap']:.1f} ms with overlap, {median['no overla
 # Overlap starts the communication early; on this machine, it has little to
 # hide. DDP keeps no communication thread (one would share its rank's core
 # and Python's lock with backward): a full bucket's all-reduce is *started*
-# with :func:`minidl.dist.iallreduce`, which posts its first messages and
+# with :func:`minidl.distributed.iallreduce`, which posts its first messages and
 # returns, and every later gradient hook moves it along, one MPI ``Test``
 # when nothing new has arrived. So a comm bar that begins under the orange
 # is an all-reduce in flight: its messages travel while backward computes,

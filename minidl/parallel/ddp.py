@@ -3,7 +3,7 @@
 Each rank runs forward and backward on its own shard of the batch. As
 backward finishes a parameter's gradient, a hook counts it off in its
 bucket (:mod:`minidl.parallel.buckets`); a full bucket starts its all-reduce
-without blocking (:func:`minidl.dist.iallreduce`), and every later hook moves
+without blocking (:func:`minidl.distributed.iallreduce`), and every later hook moves
 the all-reduces in flight along while backward goes on computing the
 gradients of earlier layers. When backward has finished, a callback finishes
 every bucket and divides by the number of ranks, so ``loss.backward()``
@@ -37,7 +37,7 @@ import numpy as np
 
 from minidl.autograd import engine
 from minidl.autograd.tensor import Tensor
-from minidl.dist import ALGORITHMS, CollectiveRequest, Trace, abort, allreduce, iallreduce, schedule
+from minidl.distributed import ALGORITHMS, CollectiveRequest, Trace, abort, allreduce, iallreduce, schedule
 from minidl.nn.module import Module
 from minidl.parallel.buckets import Bucket, assign_buckets
 from minidl.parallel.comm import SPIN_LONG, SPIN_SHORT, ranks_have_own_cores, wait_politely, world
@@ -88,7 +88,7 @@ class DistributedDataParallel(Module):
     comm : mpi4py.MPI.Intracomm, optional
         ``None`` means ``MPI.COMM_WORLD``.
     algorithm : str, default "ring"
-        Any all-reduce algorithm of :func:`minidl.dist.allreduce`, or ``"mpi"``.
+        Any all-reduce algorithm of :func:`minidl.distributed.allreduce`, or ``"mpi"``.
     bucket_cap_mb : float, default 1.0
         Largest bucket in MiB; ``0`` means one all-reduce per parameter (the
         naive scheme), ``float("inf")`` one bucket for everything.
@@ -96,7 +96,7 @@ class DistributedDataParallel(Module):
         Start each bucket's all-reduce as soon as it is full, without
         blocking, and move it along from the gradient hooks while backward
         goes on; ``False`` reduces every bucket after backward.
-    trace : minidl.dist.Trace, optional
+    trace : minidl.distributed.Trace, optional
         Record every message of every bucket's all-reduce.
     timeline : minidl.parallel.timeline.Timeline, optional
         Record each bucket's all-reduce (from its start to its end, backward
@@ -456,7 +456,7 @@ def _note_exception(*exc_info) -> None:
     _exception_escaped = True
     _previous_excepthook(*exc_info)
     sys.stderr.flush()
-    time.sleep(abort.GRACE_S)  # the job is aborted soon after (by mpi4py or minidl.dist)
+    time.sleep(abort.GRACE_S)  # the job is aborted soon after (by mpi4py or minidl.distributed)
 
 
 def _size(nbytes: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minidl.dist import allreduce
+from minidl.distributed import allreduce
 from minidl.nn.module import Module
 from minidl.parallel.comm import world
 
@@ -29,7 +29,7 @@ def allreduce_gradients(model: Module, comm: Any = None, algorithm: str = "ring"
     comm : mpi4py.MPI.Intracomm, optional
         ``None`` means ``MPI.COMM_WORLD``.
     algorithm : str, default "ring"
-        Any all-reduce algorithm of :func:`minidl.dist.allreduce`.
+        Any all-reduce algorithm of :func:`minidl.distributed.allreduce`.
     average : bool, default True
         Divide by the number of ranks after summing.
     """

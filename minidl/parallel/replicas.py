@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from minidl.dist import broadcast
+from minidl.distributed import broadcast
 from minidl.nn.module import Module
 from minidl.parallel.comm import world
 

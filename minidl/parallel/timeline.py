@@ -2,7 +2,7 @@
 
 A :class:`Timeline` records named spans (forward, backward, each bucket's
 all-reduce) on this rank; :meth:`Timeline.to_chrome` merges every rank's spans,
-and the rounds of the collectives from a :class:`minidl.dist.Trace`, into one
+and the rounds of the collectives from a :class:`minidl.distributed.Trace`, into one
 Chrome trace-event file written by rank 0. Each rank is a process row; its
 lanes are the main thread (forward, backward, waiting), the buckets'
 all-reduces (each from its start to its end: with overlap, backward runs
@@ -17,7 +17,7 @@ import os
 import time
 from typing import Any, Iterator, NamedTuple
 
-from minidl.dist import Trace
+from minidl.distributed import Trace
 
 LANES = ("main", "comm", "send", "recv", "reduce")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from minidl.dist.schedules import ROOTED, check_layout, resolve, rounds_of
-from minidl.dist.steps import ScheduleFn
+from minidl.distributed.schedules import ROOTED, check_layout, resolve, rounds_of
+from minidl.distributed.steps import ScheduleFn
 
 _LABEL_UP_TO = 8  # chunk labels on every arrow for at most this many ranks; beyond, they clutter
 
@@ -31,7 +31,7 @@ def draw_schedule(
     Parameters
     ----------
     algorithm : str or callable
-        An algorithm of ``collective`` (see :data:`minidl.dist.ALGORITHMS`),
+        An algorithm of ``collective`` (see :data:`minidl.distributed.ALGORITHMS`),
         or a schedule generator ``fn(p, rank, n)`` of your own.
     p : int
         Number of ranks.

@@ -11,7 +11,7 @@ from mpi4py import MPI
 import minidl
 import minidl.functional as F
 from minidl import models, optim
-from minidl.dist import allreduce
+from minidl.distributed import allreduce
 from minidl.parallel import DistributedDataParallel, DistributedSampler, allreduce_gradients, parameters_hash
 from minidl.testing import report
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minidl.dist import ALGORITHMS, simulate
+from minidl.distributed import ALGORITHMS, simulate
 from minidl.viz import draw_schedule
 
 matplotlib = pytest.importorskip("matplotlib")

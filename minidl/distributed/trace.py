@@ -47,7 +47,7 @@ class Event(NamedTuple):
     segments: int = 1
     """How many MPI messages carried it: the MPI executor cuts a long message into
     segments, and a mid-length one of a short buffer into pieces (see
-    :mod:`minidl.dist.executor`); 1 in the simulator."""
+    :mod:`minidl.distributed.executor`); 1 in the simulator."""
 
 
 @dataclass
@@ -74,8 +74,8 @@ class RankStats:
 class Trace:
     """Events of a collective, per rank and round.
 
-    Pass one to :func:`minidl.dist.allreduce` (or another collective) as
-    ``trace=``; :func:`minidl.dist.simulate` returns one.
+    Pass one to :func:`minidl.distributed.allreduce` (or another collective) as
+    ``trace=``; :func:`minidl.distributed.simulate` returns one.
 
     Parameters
     ----------
@@ -93,7 +93,7 @@ class Trace:
     Examples
     --------
     >>> import numpy as np
-    >>> from minidl.dist import simulate
+    >>> from minidl.distributed import simulate
     >>> inputs = [np.arange(8.0) * (rank + 1) for rank in range(4)]
     >>> outputs, trace = simulate("ring", inputs)
     >>> trace.stats()[0].messages_sent

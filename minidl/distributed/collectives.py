@@ -1,8 +1,8 @@
 """The collectives on real MPI ranks: allreduce and its building blocks.
 
 Each function here checks its arguments, makes sure every rank called it the
-same way (see :mod:`minidl.dist.fingerprint`), looks its schedule up and hands
-it to :func:`~minidl.dist.executor.execute`; ``algorithm="mpi"`` calls MPI's
+same way (see :mod:`minidl.distributed.fingerprint`), looks its schedule up and hands
+it to :func:`~minidl.distributed.executor.execute`; ``algorithm="mpi"`` calls MPI's
 own implementation instead, the baseline to measure against.
 
 Run scripts that use them as ``mpiexec -n P python -m mpi4py script.py``: if
@@ -22,20 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from minidl.dist import calibration, executor
-from minidl.dist.checks import DTYPES, OPS, check_dtype, check_op
-from minidl.dist.chunking import chunk_bounds
-from minidl.dist.executor import Plan, execute, mpi_module, plan_of, start, until_done
-from minidl.dist.fingerprint import check_agreement, digest
-from minidl.dist.schedules import ALGORITHMS, ROOTED, resolve
-from minidl.dist.steps import ScheduleFn
-from minidl.dist.trace import Trace
+from minidl.distributed import calibration, executor
+from minidl.distributed.checks import DTYPES, OPS, check_dtype, check_op
+from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.executor import Plan, execute, mpi_module, plan_of, start, until_done
+from minidl.distributed.fingerprint import check_agreement, digest
+from minidl.distributed.schedules import ALGORITHMS, ROOTED, resolve
+from minidl.distributed.steps import ScheduleFn
+from minidl.distributed.trace import Trace
 
 MPI_BUILTIN = "mpi"
 """The algorithm name that calls MPI's own collective (``Allreduce``, ``Bcast``, ...)."""
 
 AUTO = "auto"
-"""The algorithm name that lets the cost model choose (see :mod:`minidl.dist.calibration`)."""
+"""The algorithm name that lets the cost model choose (see :mod:`minidl.distributed.calibration`)."""
 
 
 def allreduce(
@@ -59,9 +59,9 @@ def allreduce(
     algorithm : str or callable, optional
         ``"ring"`` (default), ``"rabenseifner"``, ``"recursive_doubling"``,
         ``"tree"``, ``"naive"``, ``"auto"`` (the one the calibrated cost
-        model predicts fastest, see :func:`~minidl.dist.calibration.calibrate`;
+        model predicts fastest, see :func:`~minidl.distributed.calibration.calibrate`;
         before any calibration, a model of the 2-core machine minidl is
-        developed on, :data:`~minidl.dist.calibration.DEFAULT`),
+        developed on, :data:`~minidl.distributed.calibration.DEFAULT`),
         ``"mpi"`` (MPI's own ``Allreduce``), or a schedule generator
         ``fn(p, rank, n)`` of your own.
     comm : mpi4py.MPI.Intracomm, optional
@@ -96,7 +96,7 @@ def allreduce(
 
     >>> import numpy as np
     >>> from mpi4py import MPI
-    >>> from minidl.dist import allreduce
+    >>> from minidl.distributed import allreduce
     >>> grad = np.full(3, MPI.COMM_WORLD.rank, dtype=np.float32)  # doctest: +SKIP
     >>> allreduce(grad)  # doctest: +SKIP
     array([6., 6., 6.], dtype=float32)
@@ -180,7 +180,7 @@ class CollectiveRequest:
     steps : iterator
         The collective as a generator of what it waits on: anything with
         ``Test()`` and ``Wait()``, like an MPI request (see
-        :func:`minidl.dist.executor.start`); each ``next()`` takes it as far
+        :func:`minidl.distributed.executor.start`); each ``next()`` takes it as far
         as it can go without blocking.
     buf : numpy.ndarray
         The buffer it works in, returned by :meth:`wait`.
@@ -272,7 +272,7 @@ def reduce_scatter(
     """Reduce ``buf`` over all ranks, leaving rank ``r`` with chunk ``r`` of the result.
 
     The flattened buffer is split into ``p`` chunks by
-    :func:`~minidl.dist.chunking.chunk_bounds`. Afterwards chunk ``r`` of
+    :func:`~minidl.distributed.chunking.chunk_bounds`. Afterwards chunk ``r`` of
     ``buf`` on rank ``r`` holds the reduction of chunk ``r`` over all ranks;
     the other chunks of ``buf`` are left holding partial results.
 
@@ -305,7 +305,7 @@ def allgather(
     """Gather every rank's chunk into every rank's ``buf``, in place.
 
     The flattened buffer is split into ``p`` chunks by
-    :func:`~minidl.dist.chunking.chunk_bounds`. On entry rank ``r``
+    :func:`~minidl.distributed.chunking.chunk_bounds`. On entry rank ``r``
     contributes its chunk ``r`` (the rest of its ``buf`` is overwritten);
     afterwards every rank holds all chunks.
 
@@ -470,7 +470,7 @@ class _Call:
     Attributes
     ----------
     fields : tuple of (str, int or str) pairs
-        The call's fingerprint (see :mod:`minidl.dist.fingerprint`).
+        The call's fingerprint (see :mod:`minidl.distributed.fingerprint`).
     plan : Plan or None
         This rank's compiled schedule; None for MPI's own collective.
     root : int
@@ -530,7 +530,7 @@ class _Recent:
         What :func:`_prepare` decided.
     model : Calibration or None
         For ``"auto"``, the model that chose the algorithm: the entry serves
-        only while that model is :func:`~minidl.dist.calibration.current`.
+        only while that model is :func:`~minidl.distributed.calibration.current`.
     """
 
     __slots__ = ("signature", "comm", "rank", "call", "model")

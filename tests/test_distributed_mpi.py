@@ -1,8 +1,8 @@
-"""minidl.dist's collectives on real ranks under mpiexec, against MPI and NumPy.
+"""minidl.distributed's collectives on real ranks under mpiexec, against MPI and NumPy.
 
 Each test starts one job that runs many cases (starting mpiexec costs about a
 second), and every rank reports what went wrong. The inputs are those of
-test_dist_simulate (rank- and index-dependent, every result exact), so results
+test_distributed_simulate (rank- and index-dependent, every result exact), so results
 are compared for equality with a float64 reference and MPI's own collectives,
 and for bit-identity across ranks.
 """
@@ -33,10 +33,10 @@ CORRECTNESS = """
     from mpi4py import MPI
 
     sys.path.insert(0, sys.argv[1])
-    from test_dist_simulate import DTYPES, rank_data, reference
+    from test_distributed_simulate import DTYPES, rank_data, reference
 
-    from minidl.dist import ALGORITHMS, OPS, allgather, allreduce, broadcast, chunk_bounds
-    from minidl.dist import reduce, reduce_scatter
+    from minidl.distributed import ALGORITHMS, OPS, allgather, allreduce, broadcast, chunk_bounds
+    from minidl.distributed import reduce, reduce_scatter
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -106,7 +106,7 @@ CORRECTNESS = """
                     expect(f"reduce {algorithm} root={root} n={n}", got, reference(inputs, "min"))
 
     # The fingerprint check's maximum, by dissemination: equal to MPI's, at every p.
-    from minidl.dist.fingerprint import _dissemination
+    from minidl.distributed.fingerprint import _dissemination
 
     agreement = _dissemination(comm)
     rng = np.random.default_rng(rank + 1)
@@ -149,10 +149,10 @@ PIPELINED = """
     from mpi4py import MPI
 
     sys.path.insert(0, sys.argv[1])
-    from test_dist_simulate import DTYPES, rank_data, reference
+    from test_distributed_simulate import DTYPES, rank_data, reference
 
-    from minidl.dist import ALGORITHMS, OPS, Trace, allreduce, broadcast, chunk_bounds, executor
-    from minidl.dist import reduce_scatter
+    from minidl.distributed import ALGORITHMS, OPS, Trace, allreduce, broadcast, chunk_bounds, executor
+    from minidl.distributed import reduce_scatter
     from minidl.testing import report
 
     # Segments of a few elements: every message is cut, most of them unevenly.
@@ -211,7 +211,7 @@ TRAFFIC_AND_MEMORY = """
     import numpy as np
     from mpi4py import MPI
 
-    from minidl.dist import Trace, allreduce, calibrate
+    from minidl.distributed import Trace, allreduce, calibrate
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -259,7 +259,7 @@ MISMATCHES = """
     import numpy as np
     from mpi4py import MPI
 
-    from minidl.dist import allreduce, broadcast
+    from minidl.distributed import allreduce, broadcast
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -318,7 +318,7 @@ REMEMBERED = """
     import numpy as np
     from mpi4py import MPI
 
-    from minidl.dist import Trace, allreduce, broadcast, calibration, collectives, executor
+    from minidl.distributed import Trace, allreduce, broadcast, calibration, collectives, executor
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -426,7 +426,7 @@ def test_a_remembered_call_sees_what_changed_since(p):
 ONE_RANK_FAILS = """
     import numpy as np
     from mpi4py import MPI
-    from minidl.dist import allreduce
+    from minidl.distributed import allreduce
 
     if MPI.COMM_WORLD.rank == 1:
         raise RuntimeError("rank 1 gives up")
@@ -443,7 +443,7 @@ def test_an_exception_on_one_rank_ends_the_job_quickly():
 
 
 def test_a_rank_started_without_mpi4py_runner_that_raises_still_ends_the_job(tmp_path):
-    # Plain "python script.py", not "python -m mpi4py": importing minidl.dist installs the
+    # Plain "python script.py", not "python -m mpi4py": importing minidl.distributed installs the
     # hook that aborts the job, where the other rank would wait in allreduce forever.
     script = tmp_path / "plain.py"
     script.write_text(textwrap.dedent(ONE_RANK_FAILS))
@@ -463,7 +463,7 @@ def test_a_rank_started_without_mpi4py_runner_that_raises_still_ends_the_job(tmp
 
 
 def test_importing_minidl_does_not_start_mpi():
-    code = "import sys, minidl, minidl.dist; assert 'mpi4py' not in sys.modules, 'mpi4py imported'"
+    code = "import sys, minidl, minidl.distributed; assert 'mpi4py' not in sys.modules, 'mpi4py imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -475,9 +475,9 @@ NONBLOCKING = """
     from mpi4py import MPI
 
     sys.path.insert(0, sys.argv[1])
-    from test_dist_simulate import rank_data, reference
+    from test_distributed_simulate import rank_data, reference
 
-    from minidl.dist import ALGORITHMS, CollectiveRequest, Trace, executor, iallreduce
+    from minidl.distributed import ALGORITHMS, CollectiveRequest, Trace, executor, iallreduce
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -527,7 +527,7 @@ def test_iallreduce_checks_the_call_like_allreduce():
     code = """
         import numpy as np
         from mpi4py import MPI
-        from minidl.dist import iallreduce
+        from minidl.distributed import iallreduce
         from minidl.testing import report
         n = 10 if MPI.COMM_WORLD.rank == 0 else 11
         try:
@@ -545,7 +545,7 @@ def test_a_second_collective_on_a_communicator_waits_for_the_started_one_or_is_r
     code = """
         import numpy as np
         from mpi4py import MPI
-        from minidl.dist import Trace, allreduce, iallreduce
+        from minidl.distributed import Trace, allreduce, iallreduce
         from minidl.testing import report
         comm = MPI.COMM_WORLD
         rank, errors = comm.rank, {}
@@ -596,7 +596,7 @@ PERSISTENT = """
     import numpy as np
     from mpi4py import MPI
 
-    from minidl.dist import ALGORITHMS, Trace, allreduce, executor, iallreduce
+    from minidl.distributed import ALGORITHMS, Trace, allreduce, executor, iallreduce
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from minidl.dist.executor import TAG, mpi_module
+from minidl.distributed.executor import TAG, mpi_module
 
 
 def _code(value: int | str) -> int:
@@ -121,7 +121,7 @@ def _decode(code: int, like: int | str, decode: dict[int, str]) -> str:
 
 CHECK_TAG = TAG - 1
 """The MPI tag of the check's messages: one below the executor's
-:data:`~minidl.dist.executor.TAG`, whose tags count upwards, so that a
+:data:`~minidl.distributed.executor.TAG`, whose tags count upwards, so that a
 check never matches a collective's message."""
 
 DISSEMINATIONS = 64

@@ -4,7 +4,7 @@ Started as ``mpiexec -n P python -m mpi4py script.py``, a rank that raises
 aborts every rank: mpi4py's runner calls ``MPI_Abort``. Started with a plain
 ``python script.py``, it would print its traceback and exit while the other
 ranks wait forever for its messages, at 100% CPU (MPI's waits spin). So
-importing :mod:`minidl.dist` outside mpi4py's runner wraps ``sys.excepthook``:
+importing :mod:`minidl.distributed` outside mpi4py's runner wraps ``sys.excepthook``:
 after the usual traceback, if MPI is running with more than one rank, the
 hook calls ``MPI.COMM_WORLD.Abort(1)``, as the runner would.
 

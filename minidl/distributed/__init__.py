@@ -1,7 +1,7 @@
 """Collectives written from point-to-point messages, each one inspectable.
 
 Every algorithm is written once, as a *schedule*: a generator that says, for
-one rank, what it sends and receives in each round (:mod:`minidl.dist.steps`).
+one rank, what it sends and receives in each round (:mod:`minidl.distributed.steps`).
 Three engines run the same schedules without knowing which algorithm they run:
 
 - :func:`allreduce` and the other collectives run them on real MPI ranks
@@ -9,7 +9,7 @@ Three engines run the same schedules without knowing which algorithm they run:
 - :func:`simulate` runs them in one process over ``p`` in-memory buffers;
 - :func:`cost` prices them with the alpha-beta-gamma model.
 
->>> from minidl.dist import schedule
+>>> from minidl.distributed import schedule
 >>> print(schedule("recursive_doubling", 4, 0, 6))
 recursive_doubling allreduce on rank 0 of 4, n=6: 2 rounds
   round 0: send chunk 0 [0:6] to rank 1; reduce chunk 0 [0:6] from rank 1
@@ -17,14 +17,14 @@ recursive_doubling allreduce on rank 0 of 4, n=6: 2 rounds
 
 Importing this package does not import :mod:`mpi4py`; the collectives do,
 when first called. Outside ``python -m mpi4py``, it makes an uncaught
-exception on one rank abort the whole job (:mod:`minidl.dist.abort`).
+exception on one rank abort the whole job (:mod:`minidl.distributed.abort`).
 """
 
-from minidl.dist import abort
-from minidl.dist.calibration import Calibration, calibrate
-from minidl.dist.checks import DTYPES, OPS
-from minidl.dist.chunking import chunk_bounds, chunk_range
-from minidl.dist.collectives import (
+from minidl.distributed import abort
+from minidl.distributed.calibration import Calibration, calibrate
+from minidl.distributed.checks import DTYPES, OPS
+from minidl.distributed.chunking import chunk_bounds, chunk_range
+from minidl.distributed.collectives import (
     CollectiveRequest,
     allgather,
     allreduce,
@@ -33,11 +33,11 @@ from minidl.dist.collectives import (
     reduce,
     reduce_scatter,
 )
-from minidl.dist.cost import Cost, cost
-from minidl.dist.schedules import ALGORITHMS, Schedule, schedule
-from minidl.dist.simulate import ScheduleError, Simulation, simulate
-from minidl.dist.steps import Recv, Round, ScheduleFn, Send, copy_from, reduce_from, send
-from minidl.dist.trace import Event, RankStats, Trace
+from minidl.distributed.cost import Cost, cost
+from minidl.distributed.schedules import ALGORITHMS, Schedule, schedule
+from minidl.distributed.simulate import ScheduleError, Simulation, simulate
+from minidl.distributed.steps import Recv, Round, ScheduleFn, Send, copy_from, reduce_from, send
+from minidl.distributed.trace import Event, RankStats, Trace
 
 abort.install()
 

@@ -11,7 +11,7 @@ executor meets them:
   sending and receiving the same number of bytes), segments and all: the time
   per byte of exchanges from 1 to 64 MiB, fitted to all of them (see below).
 - gamma from the reduction kernel, run as the executor runs it: segment by
-  segment (:data:`~minidl.dist.executor.SEGMENT_BYTES`) into buffers of the
+  segment (:data:`~minidl.distributed.executor.SEGMENT_BYTES`) into buffers of the
   same sizes, from one segment of scratch. Ranks 0 and 1 time it at the same
   moment, right after their last exchange, because in a collective every rank
   reduces at once: on one machine they share the memory bus, and one rank
@@ -33,7 +33,7 @@ timed in turn, a few calls each, over and over, so that a machine whose
 speed drifts slows all of them alike.
 
 With those numbers, :meth:`Calibration.predict` prices an algorithm as
-``overhead +`` :func:`~minidl.dist.cost.cost`, and :meth:`Calibration.choose`
+``overhead +`` :func:`~minidl.distributed.cost.cost`, and :meth:`Calibration.choose`
 picks the cheapest: that is what ``algorithm="auto"`` does. The overhead is
 the same for every algorithm, so it changes the predicted times, not the
 choice.
@@ -55,9 +55,9 @@ from typing import Any
 import numpy as np
 
 from minidl import kernels
-from minidl.dist import executor
-from minidl.dist.cost import cost
-from minidl.dist.schedules import ALGORITHMS
+from minidl.distributed import executor
+from minidl.distributed.cost import cost
+from minidl.distributed.schedules import ALGORITHMS
 
 _TAG = executor.TAG - 2  # below the collectives' tags (TAG, TAG + 1, ...) and the check's
 _SMALL = 8  # bytes: an exchange whose time is all latency
@@ -127,7 +127,7 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
     Collective: every rank of ``comm`` must call it, and it takes a second or
     two. Ranks 0 and 1 time exchanges (alpha, beta) and the reduction kernel
     (gamma); rank 0 times an allreduce on one rank (overhead); see
-    :mod:`minidl.dist.calibration` for how each is measured. Rank 0's numbers
+    :mod:`minidl.distributed.calibration` for how each is measured. Rank 0's numbers
     are broadcast, so every rank returns, and installs, the same model. On
     one rank there is no one to talk to: alpha and beta are 0.
 
@@ -144,10 +144,10 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
     -------
     Calibration
         The measured model, now also what
-        :func:`minidl.dist.calibration.current` returns.
+        :func:`minidl.distributed.calibration.current` returns.
     """
     global _current
-    from mpi4py import MPI  # imported here: importing minidl.dist must not start MPI
+    from mpi4py import MPI  # imported here: importing minidl.distributed must not start MPI
 
     comm = MPI.COMM_WORLD if comm is None else comm
     rank = comm.Get_rank()
@@ -229,8 +229,8 @@ def _swap_time(pair: Any, nbytes: int, repeats: int) -> float:
 
 def _exchange_times(pair: Any, sizes: tuple[int, ...], repeats: int) -> list[float]:
     """Median times for the executor to swap each of ``sizes`` bytes between ``pair``'s ranks."""
-    # Imported here: minidl.dist.collectives imports this module, for "auto".
-    from minidl.dist.collectives import allgather
+    # Imported here: minidl.distributed.collectives imports this module, for "auto".
+    from minidl.distributed.collectives import allgather
 
     # Each rank's half of a buffer goes to the other. Ones, not zeros: a fresh
     # array of zeros that is never written reads from the kernel's one shared
@@ -257,8 +257,8 @@ def _reduce_times(sizes: tuple[int, ...], repeats: int) -> list[float]:
 
 def _overhead(comm_self: Any, repeats: int) -> float:
     """Median time of an allreduce of one element on one rank: all Python, no message."""
-    # Imported here: minidl.dist.collectives imports this module, for "auto".
-    from minidl.dist.collectives import allreduce
+    # Imported here: minidl.distributed.collectives imports this module, for "auto".
+    from minidl.distributed.collectives import allreduce
 
     one = np.zeros(1, dtype=np.float32)
     batch = 100  # calls per timing: one call is too short for the clock to time alone

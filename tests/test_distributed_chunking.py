@@ -1,11 +1,11 @@
-"""minidl.dist.chunking: the one balanced split every chunked algorithm uses."""
+"""minidl.distributed.chunking: the one balanced split every chunked algorithm uses."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from minidl.dist import chunk_bounds, chunk_range
+from minidl.distributed import chunk_bounds, chunk_range
 
 
 @pytest.mark.parametrize("p", [1, 2, 3, 4, 7, 8, 64])

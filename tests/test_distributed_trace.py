@@ -1,4 +1,4 @@
-"""minidl.dist.Trace: counting, summarising and exporting what the ranks did."""
+"""minidl.distributed.Trace: counting, summarising and exporting what the ranks did."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from minidl.dist import Trace, simulate
+from minidl.distributed import Trace, simulate
 
 
 def ring_trace(p: int = 4, n: int = 8) -> Trace:

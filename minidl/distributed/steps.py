@@ -133,7 +133,7 @@ ScheduleFn = Callable[[int, int, int], Iterable[Round]]
 def send(peer: int, bounds: Sequence[int], first: int, stop: int | None = None) -> Send:
     """Send chunks ``first, ..., stop - 1`` (only ``first`` if ``stop`` is None) to ``peer``.
 
-    ``bounds`` is the split from :func:`~minidl.dist.chunking.chunk_bounds`;
+    ``bounds`` is the split from :func:`~minidl.distributed.chunking.chunk_bounds`;
     the chunks must be consecutive, so they are one contiguous element range.
     """
     chunks = range(first, first + 1 if stop is None else stop)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from minidl.dist.chunking import chunk_bounds
-from minidl.dist.steps import Round, copy_from, reduce_from, send
+from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.steps import Round, copy_from, reduce_from, send
 
 
 def largest_power_of_two(p: int) -> int:

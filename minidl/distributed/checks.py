@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.dist.schedules import ALGORITHMS
+from minidl.distributed.schedules import ALGORITHMS
 
 OPS = ("sum", "prod", "max", "min")
 """The reductions, each a kernel of :mod:`minidl.kernels` (``reduce_into(op, dst, src)``)."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-from minidl.dist.schedules import check_layout, resolve, rounds_of
-from minidl.dist.steps import ScheduleFn
+from minidl.distributed.schedules import check_layout, resolve, rounds_of
+from minidl.distributed.steps import ScheduleFn
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def cost(
     gamma : float
         Seconds per byte reduced.
     collective : str, optional
-        ``"allreduce"`` (default) or another collective of :data:`~minidl.dist.ALGORITHMS`.
+        ``"allreduce"`` (default) or another collective of :data:`~minidl.distributed.ALGORITHMS`.
     root : int, optional
         The root of ``"broadcast"`` and ``"reduce"``.
 

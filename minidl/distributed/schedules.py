@@ -1,7 +1,7 @@
 """The catalogue of schedules, and :func:`schedule`, which prints one.
 
 :data:`ALGORITHMS` maps each collective to its algorithms, each a schedule
-generator ``fn(p, rank, n)`` (see :mod:`minidl.dist.steps`). The simulator,
+generator ``fn(p, rank, n)`` (see :mod:`minidl.distributed.steps`). The simulator,
 the cost model and the MPI executor all look algorithms up here, so adding
 an algorithm is adding one generator and one line below.
 """
@@ -12,11 +12,11 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from minidl.dist.butterfly import rabenseifner_allreduce, recursive_doubling_allreduce
-from minidl.dist.naive import naive_allreduce
-from minidl.dist.ring import ring_allgather, ring_allreduce, ring_reduce_scatter
-from minidl.dist.steps import Round, ScheduleFn, rooted_at
-from minidl.dist.tree import (
+from minidl.distributed.butterfly import rabenseifner_allreduce, recursive_doubling_allreduce
+from minidl.distributed.naive import naive_allreduce
+from minidl.distributed.ring import ring_allgather, ring_allreduce, ring_reduce_scatter
+from minidl.distributed.steps import Round, ScheduleFn, rooted_at
+from minidl.distributed.tree import (
     binomial_broadcast,
     binomial_reduce,
     scatter_allgather_broadcast,

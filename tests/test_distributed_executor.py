@@ -1,4 +1,4 @@
-"""minidl.dist.executor: compiled plans say exactly what the schedules say, in MPI messages.
+"""minidl.distributed.executor: compiled plans say exactly what the schedules say, in MPI messages.
 
 The MPI executor does not walk the schedule generators on every call: it
 compiles each rank's rounds once into a plan of MPI messages, cutting long
@@ -8,7 +8,7 @@ the segments are the schedule's steps; every segment sent has a receive with
 the same tag and range; short exchanges travel in pieces cut alike on both
 sides; and the plans, played message by message on p in-memory ranks, give
 the reference result for p up to 64. The same plans on real ranks are
-tested in test_dist_mpi.
+tested in test_distributed_mpi.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from collections import defaultdict, deque
 
 import numpy as np
 import pytest
-from test_dist_simulate import rank_data, reference
+from test_distributed_simulate import rank_data, reference
 
 from minidl import kernels
-from minidl.dist import ALGORITHMS, OPS, chunk_bounds, schedule
-from minidl.dist.executor import IN_FLIGHT, PIECE_BYTES, TAG, Plan, compile_plan, plan_of
-from minidl.dist.schedules import rounds_of
-from minidl.dist.steps import Recv, Round, Send
+from minidl.distributed import ALGORITHMS, OPS, chunk_bounds, schedule
+from minidl.distributed.executor import IN_FLIGHT, PIECE_BYTES, TAG, Plan, compile_plan, plan_of
+from minidl.distributed.schedules import rounds_of
+from minidl.distributed.steps import Recv, Round, Send
 
 COLLECTIVES = [(c, a) for c, algorithms in ALGORITHMS.items() for a in algorithms]
 SEGMENTS = (1, 3, 64)  # elements: every message cut, some cut unevenly, few cut
@@ -280,7 +280,7 @@ class FakeComm:
 
 
 def test_bindings_hold_at_most_bound_held_bytes_but_never_free_one_in_flight(monkeypatch):
-    from minidl.dist import executor
+    from minidl.distributed import executor
 
     monkeypatch.setattr(executor, "_BOUND_PLANS", {})
     monkeypatch.setattr(executor, "BOUND_HELD_BYTES", 3 * 16_000)  # three bindings of 1000 float64

@@ -1,4 +1,4 @@
-"""minidl.dist.simulate: every schedule, run on p in-memory ranks, gives the right answer.
+"""minidl.distributed.simulate: every schedule, run on p in-memory ranks, gives the right answer.
 
 The inputs depend on the rank and on the index (never all ones), so a schedule
 that moves a chunk to the wrong place, or reduces one twice, fails. They are
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minidl.dist import ALGORITHMS, OPS, Round, ScheduleError, chunk_bounds, simulate
-from minidl.dist.steps import copy_from, reduce_from, send
+from minidl.distributed import ALGORITHMS, OPS, Round, ScheduleError, chunk_bounds, simulate
+from minidl.distributed.steps import copy_from, reduce_from, send
 
 DTYPES = (np.float32, np.float64, np.int32, np.int64)
 REFERENCE = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}

@@ -4,7 +4,7 @@ The simulator plays every rank, round by round: first all the round's sends
 copy their data out (sends read the buffers as the round began), then every
 receive takes its message and reduces or copies it in with the same
 :mod:`minidl.kernels` reduction the MPI executor uses, so both give the same
-bits. On the way it checks the rules of :mod:`minidl.dist.steps` and raises a
+bits. On the way it checks the rules of :mod:`minidl.distributed.steps` and raises a
 :class:`ScheduleError` naming the round and ranks of the first one broken;
 that is how a new schedule gets debugged before it ever meets ``mpiexec``.
 """
@@ -18,14 +18,14 @@ from typing import NamedTuple
 import numpy as np
 
 from minidl import kernels
-from minidl.dist.checks import check_dtype, check_op
-from minidl.dist.schedules import check_layout, resolve, rounds_of
-from minidl.dist.steps import Recv, Round, ScheduleFn, Send
-from minidl.dist.trace import Event, Trace
+from minidl.distributed.checks import check_dtype, check_op
+from minidl.distributed.schedules import check_layout, resolve, rounds_of
+from minidl.distributed.steps import Recv, Round, ScheduleFn, Send
+from minidl.distributed.trace import Event, Trace
 
 
 class ScheduleError(Exception):
-    """A schedule broke one of the rules of :mod:`minidl.dist.steps`.
+    """A schedule broke one of the rules of :mod:`minidl.distributed.steps`.
 
     Under MPI the same mistake would deadlock or corrupt data; the simulator
     says which round and ranks broke it instead.
@@ -36,7 +36,7 @@ class Simulation(NamedTuple):
     """What :func:`simulate` returns: unpack as ``outputs, trace = simulate(...)``.
 
     ``outputs`` is the list of each rank's buffer afterwards, shaped like its
-    input; ``trace`` is a :class:`~minidl.dist.trace.Trace` with one event per
+    input; ``trace`` is a :class:`~minidl.distributed.trace.Trace` with one event per
     message sent, received and reduced, whose clock counts rounds.
     """
 
@@ -59,7 +59,7 @@ def simulate(
     Parameters
     ----------
     algorithm : str or callable
-        An algorithm of ``collective`` (see :data:`minidl.dist.ALGORITHMS`),
+        An algorithm of ``collective`` (see :data:`minidl.distributed.ALGORITHMS`),
         or a schedule generator ``fn(p, rank, n)`` of your own.
     inputs : sequence of numpy.ndarray
         Rank ``r``'s buffer is ``inputs[r]``; all the same shape and dtype
@@ -69,7 +69,7 @@ def simulate(
     collective : str, optional
         ``"allreduce"`` (default), ``"reduce_scatter"``, ``"allgather"``,
         ``"broadcast"`` or ``"reduce"``, with the meaning of the functions of
-        the same name in :mod:`minidl.dist`.
+        the same name in :mod:`minidl.distributed`.
     root : int, optional
         The root of ``"broadcast"`` and ``"reduce"``.
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from minidl.dist.chunking import chunk_bounds
-from minidl.dist.steps import Round, copy_from, reduce_from, send
+from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.steps import Round, copy_from, reduce_from, send
 
 
 def naive_allreduce(p: int, rank: int, n: int) -> Iterator[Round]:

@@ -1,4 +1,4 @@
-"""minidl.dist.cost: the alpha-beta-gamma model, derived from the schedules.
+"""minidl.distributed.cost: the alpha-beta-gamma model, derived from the schedules.
 
 The closed forms of Thakur, Rabenseifner & Gropp (2005) are the test: the cost
 model never sees them, it only counts what the schedules send and reduce.
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from minidl.dist import ALGORITHMS, Calibration, calibration, cost
+from minidl.distributed import ALGORITHMS, Calibration, calibration, cost
 
 ALPHA, BETA, GAMMA = 2e-6, 1e-9, 3e-10
 

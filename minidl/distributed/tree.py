@@ -7,7 +7,7 @@ number of ranks reached doubles each round (Thakur, Rabenseifner & Gropp 2005,
 broadcast and reduce for short messages, scatter + allgather broadcast after
 van de Geijn for long ones).
 
-Everything here is written for root 0; :func:`~minidl.dist.steps.rooted_at`
+Everything here is written for root 0; :func:`~minidl.distributed.steps.rooted_at`
 moves the root elsewhere.
 """
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from minidl.dist.chunking import chunk_bounds
-from minidl.dist.ring import ring_allgather
-from minidl.dist.steps import Round, copy_from, reduce_from, send
+from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.ring import ring_allgather
+from minidl.distributed.steps import Round, copy_from, reduce_from, send
 
 
 def tree_depth(p: int) -> int:
@@ -148,7 +148,7 @@ def scatter_allgather_broadcast(p: int, rank: int, n: int) -> Iterator[Round]:
     ------
     Round
         The rounds of :func:`binomial_scatter`, then those of
-        :func:`~minidl.dist.ring.ring_allgather`.
+        :func:`~minidl.distributed.ring.ring_allgather`.
     """
     yield from binomial_scatter(p, rank, n)
     yield from ring_allgather(p, rank, n)

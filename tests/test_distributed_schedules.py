@@ -1,10 +1,10 @@
-"""minidl.dist.schedule: the rounds of one rank, as plain data a student can print."""
+"""minidl.distributed.schedule: the rounds of one rank, as plain data a student can print."""
 
 from __future__ import annotations
 
 import pytest
 
-from minidl.dist import ALGORITHMS, Recv, Round, Send, schedule
+from minidl.distributed import ALGORITHMS, Recv, Round, Send, schedule
 
 
 def test_ring_schedule_reads_like_the_textbook():

@@ -3,7 +3,7 @@
 The executor knows nothing about algorithms. It works in two steps:
 
 1. :func:`compile_plan` turns the rounds of one rank (from
-   :func:`~minidl.dist.schedules.rounds_of`) into a :class:`Plan`: per round,
+   :func:`~minidl.distributed.schedules.rounds_of`) into a :class:`Plan`: per round,
    flat tuples of the MPI messages to post, each with its element range, peer
    and tag, long messages already cut into segments (mid-length ones of
    short buffers into pieces), and the scratch space a call needs.
@@ -11,7 +11,7 @@ The executor knows nothing about algorithms. It works in two steps:
    ``n``, root, element size, :data:`SEGMENT_BYTES`, :data:`PIECE_BYTES`),
    so a training loop that reduces the same bucket every step walks the
    schedule generator once, not every step: looping over
-   :class:`~minidl.dist.steps.Round` objects costs microseconds per round, as
+   :class:`~minidl.distributed.steps.Round` objects costs microseconds per round, as
    much as a short message itself.
 2. :func:`execute` runs a plan on one buffer, blocking until it is done;
    :func:`start` runs it without blocking, as a generator that yields what
@@ -68,17 +68,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minidl import kernels
-from minidl.dist.chunking import chunk_bounds
-from minidl.dist.schedules import rounds_of
-from minidl.dist.steps import Recv, Round, ScheduleFn, Send
-from minidl.dist.trace import Event, Trace
+from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.schedules import rounds_of
+from minidl.distributed.steps import Recv, Round, ScheduleFn, Send
+from minidl.distributed.trace import Event, Trace
 
 TAG = 27_171
 """The MPI tag of the first message between two ranks in a round; the ``j``-th
 gets ``TAG + j`` (its pieces, if any, ``TAG + j + i m``: see :func:`_messages`).
 Apart from tags a program uses for its own messages (MPI guarantees tags up
 to 32767); below it, ``TAG - 1`` is the fingerprint check's
-(:data:`~minidl.dist.fingerprint.CHECK_TAG`) and ``TAG - 2`` calibration's.
+(:data:`~minidl.distributed.fingerprint.CHECK_TAG`) and ``TAG - 2`` calibration's.
 Sender and receiver number the messages between them alike, since a
 schedule lists them in the same order on both sides."""
 
@@ -96,7 +96,7 @@ buffer in two, and took it at 0.90 and 0.93 times MPI's ``Allreduce`` where
 whole (and bound) messages took 0.84 to 0.87; from 8 to 64 MiB, 1, 2, 4 and
 8 MiB segments were all within a few percent of each other, in an order that
 changed from run to run. Read at each call: set
-``minidl.dist.executor.SEGMENT_BYTES`` to watch a short buffer pipelined (in a
+``minidl.distributed.executor.SEGMENT_BYTES`` to watch a short buffer pipelined (in a
 trace) or to tune it for a machine (``benchmarks/bench_allreduce.py
 --segment-kib``). Every rank must use the same value."""
 
@@ -348,7 +348,7 @@ def compile_plan(
     segment : int
         The longest message, in elements; longer ones are cut into the fewest
         segments of at most this length, split evenly (as
-        :func:`~minidl.dist.chunking.chunk_bounds` splits a buffer).
+        :func:`~minidl.distributed.chunking.chunk_bounds` splits a buffer).
     n : int, optional
         The number of elements of the buffer, if known: an exchange of the
         whole buffer then skips slicing it.
@@ -367,7 +367,7 @@ def compile_plan(
     segments each way, and each reduced segment waits for the send of the
     same range.
 
-    >>> from minidl.dist import schedule
+    >>> from minidl.distributed import schedule
     >>> plan = compile_plan(schedule("recursive_doubling", 2, 0, 10).rounds, segment=4)
     >>> [(m.start, m.stop) for m in plan.rounds[0].sends]
     [(0, 4), (4, 7), (7, 10)]
@@ -465,7 +465,7 @@ def plan_of(
 ) -> Plan:
     """The compiled plan of one rank's schedule; cached, since every call needs it.
 
-    Parameters are those of :func:`~minidl.dist.schedules.schedule`, the size
+    Parameters are those of :func:`~minidl.distributed.schedules.schedule`, the size
     of one element in bytes, :data:`SEGMENT_BYTES` and :data:`PIECE_BYTES`.
     """
     if 0 < piece_bytes < 1024:
@@ -772,7 +772,7 @@ def _free_bound() -> None:
 
 @functools.cache
 def mpi_module() -> Any:
-    """mpi4py's ``MPI`` module, imported on first use: importing minidl.dist must not start MPI."""
+    """mpi4py's ``MPI`` module, imported on first use: importing minidl.distributed must not start MPI."""
     from mpi4py import MPI
 
     return MPI
@@ -793,7 +793,7 @@ def start(
     and ``Wait()``); when it stops, ``flat`` holds the result. Whoever drives
     it may do other work between two ``next()`` calls (backward, in
     :class:`~minidl.parallel.DistributedDataParallel`) or call ``Wait()`` on
-    what was yielded; :class:`~minidl.dist.collectives.CollectiveRequest`
+    what was yielded; :class:`~minidl.distributed.collectives.CollectiveRequest`
     does both. Parameters as in :func:`execute`.
     """
     reduce_into = REDUCE_KERNELS[op] if op is not None else None
