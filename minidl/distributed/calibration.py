@@ -58,6 +58,7 @@ from minidl import kernels
 from minidl.distributed import executor
 from minidl.distributed.cost import cost
 from minidl.distributed.schedules import ALGORITHMS
+from minidl.distributed.world import mpi_module, world
 
 _TAG = executor.TAG - 2  # below the collectives' tags (TAG, TAG + 1, ...) and the check's
 _SMALL = 8  # bytes: an exchange whose time is all latency
@@ -147,9 +148,8 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
         :func:`minidl.distributed.calibration.current` returns.
     """
     global _current
-    from mpi4py import MPI  # imported here: importing minidl.distributed must not start MPI
-
-    comm = MPI.COMM_WORLD if comm is None else comm
+    MPI = mpi_module()
+    comm = world(comm, "calibrate")
     rank = comm.Get_rank()
     values = np.zeros(4)
     pair = comm.Split(0 if rank < 2 else MPI.UNDEFINED, rank)  # ranks 0 and 1 alone

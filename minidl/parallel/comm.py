@@ -1,10 +1,12 @@
-"""The communicator every strategy defaults to, without importing MPI early."""
+"""Waiting for MPI requests without taking a core from the ranks that compute."""
 
 from __future__ import annotations
 
 import os
 import time
 from typing import Any
+
+from minidl.distributed.world import mpi_module
 
 SPIN_SHORT = 5e-5
 """Seconds a wait polls before it starts giving its core away (yielding, then
@@ -17,19 +19,6 @@ milliseconds behind; a sleeping waiter notices it up to a sleep late, and the
 peer, already inside the all-reduce, waits that long for it (measured on
 lenet, 2 ranks: DDP's communication per step 0.45 ms with short spins, 0.18 ms
 with long ones)."""
-
-
-def world(comm: Any = None) -> Any:
-    """Return ``comm``, or ``MPI.COMM_WORLD`` when it is None (mpi4py's convention).
-
-    mpi4py is imported here, on first use, so that ``import minidl`` never
-    starts MPI.
-    """
-    if comm is not None:
-        return comm
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
 
 
 YIELD_FOR = 1e-3
@@ -82,8 +71,7 @@ def ranks_have_own_cores(comm: Any) -> bool:
     When they fit, a rank that waits with nothing else to do may poll instead
     of sleeping; oversubscribed, polling would take the core from another rank.
     """
-    from mpi4py import MPI
-
+    MPI = mpi_module()
     if hasattr(os, "sched_getaffinity"):
         mine = set(os.sched_getaffinity(0))
     else:

@@ -40,7 +40,8 @@ from minidl.autograd.tensor import Tensor
 from minidl.distributed import ALGORITHMS, CollectiveRequest, Trace, abort, allreduce, iallreduce, schedule
 from minidl.nn.module import Module
 from minidl.parallel.buckets import Bucket, assign_buckets
-from minidl.parallel.comm import SPIN_LONG, SPIN_SHORT, ranks_have_own_cores, wait_politely, world
+from minidl.distributed.world import world
+from minidl.parallel.comm import SPIN_LONG, SPIN_SHORT, ranks_have_own_cores, wait_politely
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture
 from minidl.parallel.timeline import Timeline
 
@@ -444,21 +445,6 @@ class DistributedDataParallel(Module):
                 f"buckets=[{sizes}]")
 
 
-# Set once an exception escapes to the interpreter's top level. Then the exit
-# handlers below must not start a collective: the other ranks are not coming,
-# and mpi4py's runner is about to abort the job.
-_exception_escaped = False
-_previous_excepthook = sys.excepthook
-
-
-def _note_exception(*exc_info) -> None:
-    global _exception_escaped
-    _exception_escaped = True
-    _previous_excepthook(*exc_info)
-    sys.stderr.flush()
-    time.sleep(abort.GRACE_S)  # the job is aborted soon after (by mpi4py or minidl.distributed)
-
-
 def _size(nbytes: int) -> str:
     """``512 B``, ``3.5 KiB``, ``1.2 MiB``."""
     if nbytes < 1024:
@@ -474,13 +460,11 @@ def _close_at_exit(ddp: DistributedDataParallel):
     If closing finds ranks out of step, the error is printed and the job
     aborted: an exception in an exit handler would otherwise be ignored.
     """
-    if sys.excepthook is not _note_exception:
-        sys.excepthook = _note_exception
     ref = weakref.ref(ddp)
 
     def close() -> None:
         alive = ref()
-        if alive is None or _exception_escaped:
+        if alive is None or abort.escaped:  # the job is being aborted
             return
         try:
             alive.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 from minidl.distributed import allreduce
 from minidl.nn.module import Module
-from minidl.parallel.comm import world
+from minidl.distributed.world import world
 
 
 def allreduce_gradients(model: Module, comm: Any = None, algorithm: str = "ring", average: bool = True) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from minidl.distributed import broadcast
 from minidl.nn.module import Module
-from minidl.parallel.comm import world
+from minidl.distributed.world import world
 
 
 def describe(model: Module) -> list[tuple[str, tuple[int, ...], str]]:

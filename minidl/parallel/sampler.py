@@ -7,7 +7,7 @@ from typing import Iterator, Sized
 
 import numpy as np
 
-from minidl.parallel.comm import world
+from minidl.distributed.world import world
 
 
 class DistributedSampler:
