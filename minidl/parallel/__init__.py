@@ -3,7 +3,11 @@
 - :func:`allreduce_gradients`: the explicit data-parallel step a student writes
   first, one all-reduce per parameter;
 - :class:`DistributedDataParallel`: the same with flat gradient buckets and
-  all-reduces overlapped with backward;
+  all-reduces overlapped with backward, as PyTorch structures it: the
+  :class:`Reducer` (buckets, gradient hooks, all-reduces started in bucket
+  order, averaging; in :mod:`minidl.parallel.reducer`) apart from the Module
+  wrapper (checks, broadcast, ``no_sync``, ``close``); the step check, the
+  waiting policy and the statistics stand beside the reducer;
 - :class:`DistributedSampler`: each rank's shard of the data;
 - :func:`broadcast_parameters`, :func:`parameters_hash`: keeping replicas identical.
 
@@ -11,12 +15,15 @@ Importing this package does not start MPI; the first collective does.
 """
 
 from minidl.parallel.buckets import Bucket, assign_buckets
-from minidl.parallel.ddp import CommStats, DistributedDataParallel
+from minidl.parallel.ddp import DistributedDataParallel
 from minidl.parallel.naive import allreduce_gradients
+from minidl.parallel.observer import CommStats
+from minidl.parallel.reducer import Reducer
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture, parameters_hash
 from minidl.parallel.sampler import DistributedSampler
 
 __all__ = [
-    "DistributedDataParallel", "DistributedSampler", "allreduce_gradients", "broadcast_parameters",
-    "parameters_hash", "check_same_architecture", "assign_buckets", "Bucket", "CommStats",
+    "DistributedDataParallel", "DistributedSampler", "Reducer", "allreduce_gradients",
+    "broadcast_parameters", "parameters_hash", "check_same_architecture", "assign_buckets", "Bucket",
+    "CommStats",
 ]

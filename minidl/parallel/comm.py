@@ -1,4 +1,9 @@
-"""Waiting for MPI requests without taking a core from the ranks that compute."""
+"""Waiting for MPI requests without taking a core from the ranks that compute.
+
+:func:`wait_politely` waits for one request; :class:`WaitPolicy` chooses,
+once per communicator, how long a rank may poll and whether a blocking
+all-reduce may block in MPI, from whether every rank has a core of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import os
 import time
 from typing import Any
 
+import numpy as np
+
+from minidl.distributed import allreduce, iallreduce
 from minidl.distributed.world import mpi_module
 
 SPIN_SHORT = 5e-5
@@ -84,3 +92,44 @@ def ranks_have_own_cores(comm: Any) -> bool:
     finally:
         node.Free()
     return bool(comm.allreduce(ranks_here <= len(cores_here), op=MPI.LAND))
+
+
+class WaitPolicy:
+    """How the ranks of ``comm`` wait for their peers, chosen once and the same on every rank.
+
+    Collective to construct: it asks :func:`ranks_have_own_cores`. When
+    every rank has a core to itself, a waiting rank polls for
+    :data:`SPIN_LONG` (its peer is close, and nobody else needs the core)
+    and a blocking all-reduce blocks inside MPI. Oversubscribed, it polls
+    for :data:`SPIN_SHORT` and then gives its core away.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        The ranks that wait for each other.
+
+    Attributes
+    ----------
+    own_cores : bool
+        Whether every rank has a core to itself (False for one rank alone).
+    spin : float
+        Seconds :meth:`wait` polls before giving the core away.
+    """
+
+    def __init__(self, comm: Any) -> None:
+        self.own_cores = comm.Get_size() > 1 and ranks_have_own_cores(comm)
+        self.spin = SPIN_LONG if self.own_cores else SPIN_SHORT
+
+    def wait(self, request: Any) -> None:
+        """Wait for ``request`` (anything with ``Test()``) with :func:`wait_politely`."""
+        wait_politely(request, self.spin)
+
+    def allreduce(self, buf: np.ndarray, **kwargs: Any) -> None:
+        """All-reduce ``buf`` in place, returning when done; ``kwargs`` as for ``allreduce``."""
+        if self.own_cores:
+            allreduce(buf, **kwargs)
+        else:
+            # More ranks than cores: MPI's blocking calls poll without end,
+            # keeping the core from the very peer they wait for. Started
+            # without blocking, the all-reduce can wait politely.
+            self.wait(iallreduce(buf, **kwargs))
