@@ -85,6 +85,64 @@ def test_unknown_algorithm_is_named():
     result = run_mpi(SCRIPTS / "ddp_failures.py", 1, args=["unknown_algorithm"], timeout=60, check=False)
     assert result.returncode != 0
     assert "unknown all-reduce algorithm 'butterfly'" in result.stderr
+    assert "or a schedule function fn(p, rank, n)" in result.stderr
+
+
+def test_ranks_that_pass_different_schedule_functions_are_told():
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["different_schedule"], timeout=60,
+                     check=False)
+    assert result.returncode != 0
+    assert "rank 1 uses algorithm 'my_tree', overlap=True" in result.stderr
+    assert "rank 0 'my_ring'" in result.stderr
+
+
+@pytest.mark.parametrize("p", [2, 3])
+def test_ddp_with_a_schedule_a_student_wrote_equals_one_process(p):
+    results = run_mpi(SCRIPTS / "ddp_student_schedule.py", p, args=["ddp"], timeout=90).results
+    first = results[0]
+    assert first["buckets"] > 1 and "algorithm='my_ring'" in first["repr"]
+    for rank, r in enumerate(results):
+        assert r["hashes"] == first["hashes"], f"rank {rank}'s replica drifted from rank 0's"
+        assert_states_close(r["mine"], r["single"], rtol=1e-10, atol=1e-13)
+        assert r["stats"]["steps"] == 4
+        # Counted from the student's schedule.
+        assert r["stats"]["bytes_sent"] == r["expected_bytes"] > 0
+
+
+@pytest.mark.parametrize("p", [2, 3])
+def test_allreduce_gradients_with_a_schedule_a_student_wrote_equals_one_process(p):
+    job = run_mpi(SCRIPTS / "ddp_student_schedule.py", p, args=["allreduce_gradients"], timeout=90)
+    results = job.results
+    for rank, r in enumerate(results):
+        assert r["hashes"] == results[0]["hashes"], f"rank {rank}'s replica drifted from rank 0's"
+        assert_states_close(r["mine"], r["single"], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("p, overlap", [(2, "overlap"), (3, "overlap"), (3, "no-overlap")])
+def test_the_reducer_on_its_own_averages_in_bucket_order(p, overlap):
+    results = run_mpi(SCRIPTS / "ddp_reducer.py", p, args=[overlap], timeout=60).results
+    n = results[0]["buckets"]
+    assert n > 2
+    for r in results:
+        assert r["views"]
+        assert_states_close(r["averaged"], r["expected"], rtol=1e-12, atol=1e-15)
+        events = r["events"]
+        # Every bucket started in order, each done before the next starts (one in flight), all
+        # inside the one wait at backward's end or before it, which closes the pass.
+        started = [e[1] for e in events if e[0] == "started"]
+        done = [e[1] for e in events if e[0] == "done"]
+        assert started == done == list(range(n))
+        pairs = [e for e in events if e[0] in ("started", "done")]
+        assert pairs == [(kind, k) for k in range(n) for kind in ("started", "done")]
+        assert events[-1] == ("waited", "all-reduces")
+        assert [e for e in events if e[0] == "waiting"][0] == ("waiting", "all-reduces", None)
+        # Blocking all-reduces wait for their peers first: with overlap the last bucket's, else all.
+        blocking = [e[2] for e in events if e[:2] == ("waiting", "peers")]
+        assert blocking == ([n - 1] if overlap == "overlap" else list(range(n)))
+        # A pass with syncing off reports nothing and leaves the gradients local.
+        assert r["unsynced_events"] == []
+    unsynced = [r["unsynced"]["0.weight"] for r in results]
+    assert not np.array_equal(unsynced[0], unsynced[1])
 
 
 def test_ranks_that_disagree_on_overlap_are_told():

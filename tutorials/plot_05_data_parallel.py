@@ -37,6 +37,7 @@ hands its results back with :func:`~minidl.testing.report`.
 # p, r + 2p, ...`` of it. It needs no MPI when it is told the number of
 # ranks and its rank, so here are all three shards of 10 samples for
 # ``p = 3``, first without shuffling:
+import inspect
 import json
 import os
 import tempfile
@@ -51,7 +52,7 @@ import minidl
 import minidl.functional as F
 from minidl import models, optim
 from minidl.data import BatchSampler, DataLoader, RandomSampler, TensorDataset, load_digits
-from minidl.parallel import DistributedSampler, parameters_hash
+from minidl.parallel import DistributedSampler, Reducer, parameters_hash
 from minidl.testing import run_mpi
 
 P, N = 3, 10
@@ -307,6 +308,38 @@ for rank, r in enumerate(job.results):
 stats = job.results[0]["stats"]
 print(f"rank 0: {stats['allreduces']} all-reduces, {stats['bytes_sent']} bytes sent, "
       f"{stats['comm_seconds'] * 1e3:.2f} ms communicating")
+
+# %%
+# Inside: the reducer
+# -------------------
+# ``DistributedDataParallel`` is only the wrapper, as in PyTorch: it checks
+# that every rank holds the same model and cuts the same buckets, broadcasts
+# the weights, and offers ``no_sync`` and ``close``. The gradients are
+# averaged by its :class:`~minidl.parallel.Reducer` (``ddp.reducer``). Here is
+# that whole path, read from the source of this checkout: bucket, iallreduce,
+# average. ``_grad_ready`` is the hook each parameter gets; it counts the
+# gradient off in its bucket and queues the buckets that are full, in
+# bucket order, so that every rank starts the same all-reduces in the same
+# order. ``_progress`` keeps one all-reduce in flight: it moves it along
+# (``request.test()`` never blocks), averages its bucket once it is done,
+# and starts the next with :func:`~minidl.distributed.iallreduce`.
+for method in (Reducer._grad_ready, Reducer._progress, Reducer._start, Reducer._average):
+    print(inspect.getsource(method))
+
+# %%
+# ``self.observer`` is told what happens at these few named points and keeps
+# the statistics above and the timeline below
+# (:mod:`~minidl.parallel.observer`); the reducer itself only reduces.
+# ``self.steps`` is the step check (:mod:`~minidl.parallel.step_check`): a
+# rank that skipped a step would leave the others waiting forever, so before
+# bucket 0 starts, the ranks compare their step counts, and raise if they
+# differ. When backward has finished, the callback that the first hook
+# queued reduces what is left. The last bucket holds the first layer's
+# gradients, which backward computes last, so there is nothing to overlap
+# it with: it is reduced blocking, after a barrier, and ``self.waits``
+# (:class:`~minidl.parallel.comm.WaitPolicy`) decides how to wait: polling
+# briefly and then giving the core away when ranks share cores.
+print(inspect.getsource(Reducer._finish_pass))
 
 # %%
 # Equivalence, step after step

@@ -77,8 +77,6 @@ class DistributedDataParallel(Module):
         What averages the gradients.
     buckets : list of Bucket
         In launch order.
-    stats : CommStats
-        Communication time, waiting time and bytes since the last ``reset_stats()``.
 
     Examples
     --------

@@ -48,6 +48,19 @@ elif case == "close_unhooks":
     if rank == 0:  # after close, the model trains alone: no collective may start
         F.mse_loss(model(minidl.randn(3, 4)), np.zeros((3, 2), np.float32)).backward()
 
+elif case == "different_schedule":
+    from minidl.distributed import ALGORITHMS
+
+    ring, tree = ALGORITHMS["allreduce"]["ring"], ALGORITHMS["allreduce"]["tree"]
+
+    def my_ring(p, rank, n):
+        yield from ring(p, rank, n)
+
+    def my_tree(p, rank, n):
+        yield from tree(p, rank, n)
+
+    DistributedDataParallel(models.mlp(), algorithm=my_tree if rank == 1 else my_ring)
+
 elif case == "different_overlap":
     DistributedDataParallel(models.mlp(), bucket_cap_mb=0, overlap=rank != 1)
 
