@@ -54,7 +54,9 @@ from collections.abc import Callable
 import numpy as np
 from mpi4py import MPI
 
-from minidl.distributed import ALGORITHMS, Calibration, Trace, allreduce, calibrate, executor
+from minidl.distributed import ALGORITHMS, Calibration, Trace, allreduce, calibrate
+
+from minidl.distributed.fast import executor
 
 comm = MPI.COMM_WORLD
 rank, p = comm.Get_rank(), comm.Get_size()
@@ -159,14 +161,14 @@ def main() -> None:
         "--segment-kib",
         type=int,
         default=executor.SEGMENT_BYTES >> 10,
-        help="cut longer messages into segments of this many KiB (minidl.distributed.executor)",
+        help="cut longer messages into segments of this many KiB (minidl.distributed.fast.executor)",
     )
     parser.add_argument(
         "--piece-bytes",
         type=int,
         default=executor.PIECE_BYTES,
         help="send mid-length steps of short buffers in pieces of at most this many bytes; "
-        "0: whole (minidl.distributed.executor)",
+        "0: whole (minidl.distributed.fast.executor)",
     )
     args = parser.parse_args()
     executor.SEGMENT_BYTES = args.segment_kib << 10

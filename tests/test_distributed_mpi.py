@@ -151,7 +151,9 @@ PIPELINED = """
     sys.path.insert(0, sys.argv[1])
     from test_distributed_simulate import DTYPES, rank_data, reference
 
-    from minidl.distributed import ALGORITHMS, OPS, Trace, allreduce, broadcast, chunk_bounds, executor
+    from minidl.distributed import ALGORITHMS, OPS, Trace, allreduce, broadcast, chunk_bounds
+
+    from minidl.distributed.fast import executor
     from minidl.distributed import reduce_scatter
     from minidl.testing import report
 
@@ -318,7 +320,8 @@ REMEMBERED = """
     import numpy as np
     from mpi4py import MPI
 
-    from minidl.distributed import Trace, allreduce, broadcast, calibration, collectives, executor
+    from minidl.distributed import Trace, allreduce, broadcast, calibration
+    from minidl.distributed.fast import calls, executor
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -405,7 +408,7 @@ REMEMBERED = """
     # everything, or be checked afresh. Made to happen here (ids are reused by chance).
     short, long = np.ones(5), np.full(9, rank + 1.0)
     allreduce(short)
-    collectives._RECENT[id(long)] = collectives._RECENT[id(short)]
+    calls._RECENT[id(long)] = calls._RECENT[id(short)]
     allreduce(long)
     expect("another buffer's entry", long, np.full(9, p * (p + 1) / 2))
     report({"failures": failures, "errors": errors})
@@ -477,7 +480,9 @@ NONBLOCKING = """
     sys.path.insert(0, sys.argv[1])
     from test_distributed_simulate import rank_data, reference
 
-    from minidl.distributed import ALGORITHMS, CollectiveRequest, Trace, executor, iallreduce
+    from minidl.distributed import ALGORITHMS, CollectiveRequest, Trace, iallreduce
+
+    from minidl.distributed.fast import executor
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -596,7 +601,9 @@ PERSISTENT = """
     import numpy as np
     from mpi4py import MPI
 
-    from minidl.distributed import ALGORITHMS, Trace, allreduce, executor, iallreduce
+    from minidl.distributed import ALGORITHMS, Trace, allreduce, iallreduce
+
+    from minidl.distributed.fast import executor
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD

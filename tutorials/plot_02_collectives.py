@@ -314,11 +314,11 @@ print(f"and it sums like the blocking one: 1 + 2 = {result['sum']:.0f}")
 # kernel), and shorter ones through shared-memory cells. The single copy is
 # slow right after the sender wrote the data, which in a collective it
 # always has; so on a short buffer minidl cuts each step of 8 KiB or more
-# into pieces under 8 KiB (``minidl.distributed.executor.PIECE_BYTES``), started
+# into pieces under 8 KiB (``minidl.distributed.fast.executor.PIECE_BYTES``), started
 # together. The plan shows them: recursive doubling on 2 ranks over 32 KiB
 # of float32 sends one step, in 5 messages with tags of their own.
 
-from minidl.distributed import executor
+from minidl.distributed.fast import executor
 
 layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
 plan = executor.plan_of("allreduce", "recursive_doubling", 2, 0, 8192, 0, 4, *layout)

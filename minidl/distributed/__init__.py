@@ -24,20 +24,25 @@ from minidl.distributed import abort
 from minidl.distributed.calibration import Calibration, calibrate
 from minidl.distributed.checks import DTYPES, OPS
 from minidl.distributed.chunking import chunk_bounds, chunk_range
+from minidl.distributed.executors import backend, use
 from minidl.distributed.collectives import (
-    CollectiveRequest,
     allgather,
     allreduce,
+    alltoall,
     broadcast,
+    gather,
     iallreduce,
     reduce,
     reduce_scatter,
+    scatter,
 )
 from minidl.distributed.cost import Cost, cost
+from minidl.distributed.request import CollectiveRequest
 from minidl.distributed.schedules import ALGORITHMS, Schedule, schedule
 from minidl.distributed.simulate import ScheduleError, Simulation, simulate
 from minidl.distributed.steps import Recv, Round, ScheduleFn, Send, copy_from, reduce_from, send
 from minidl.distributed.trace import Event, RankStats, Trace
+from minidl.distributed.world import world
 
 abort.install()
 
@@ -60,17 +65,23 @@ __all__ = [
     "Trace",
     "allgather",
     "allreduce",
+    "alltoall",
+    "backend",
     "broadcast",
     "calibrate",
     "chunk_bounds",
     "chunk_range",
     "copy_from",
     "cost",
+    "gather",
     "iallreduce",
     "reduce",
     "reduce_from",
     "reduce_scatter",
+    "scatter",
     "schedule",
     "send",
     "simulate",
+    "use",
+    "world",
 ]

@@ -11,7 +11,7 @@ executor meets them:
   sending and receiving the same number of bytes), segments and all: the time
   per byte of exchanges from 1 to 64 MiB, fitted to all of them (see below).
 - gamma from the reduction kernel, run as the executor runs it: segment by
-  segment (:data:`~minidl.distributed.executor.SEGMENT_BYTES`) into buffers of the
+  segment (:data:`~minidl.distributed.fast.executor.SEGMENT_BYTES`) into buffers of the
   same sizes, from one segment of scratch. Ranks 0 and 1 time it at the same
   moment, right after their last exchange, because in a collective every rank
   reduces at once: on one machine they share the memory bus, and one rank
@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from minidl import kernels
-from minidl.distributed import executor
+from minidl.distributed.fast import executor
 from minidl.distributed.cost import cost
 from minidl.distributed.schedules import ALGORITHMS
 from minidl.distributed.world import mpi_module, world

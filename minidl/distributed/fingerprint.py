@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from minidl.distributed.executor import TAG, mpi_module
+from minidl.distributed.run import TAG
+from minidl.distributed.world import mpi_module
 
 
 def _code(value: int | str) -> int:
@@ -121,7 +122,7 @@ def _decode(code: int, like: int | str, decode: dict[int, str]) -> str:
 
 CHECK_TAG = TAG - 1
 """The MPI tag of the check's messages: one below the executor's
-:data:`~minidl.distributed.executor.TAG`, whose tags count upwards, so that a
+:data:`~minidl.distributed.run.TAG`, whose tags count upwards, so that a
 check never matches a collective's message."""
 
 DISSEMINATIONS = 64

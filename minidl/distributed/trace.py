@@ -47,7 +47,7 @@ class Event(NamedTuple):
     segments: int = 1
     """How many MPI messages carried it: the MPI executor cuts a long message into
     segments, and a mid-length one of a short buffer into pieces (see
-    :mod:`minidl.distributed.executor`); 1 in the simulator."""
+    :mod:`minidl.distributed.fast.executor`); 1 in the simulator."""
 
 
 @dataclass

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import types
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -220,11 +221,20 @@ def min_into(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
 
 def reduce_into(op: str, dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     """Apply the reduction named ``op`` ("sum", "prod", "max", "min") in place."""
+    return reduce_kernel(op)(dst, src)
+
+
+def reduce_kernel(op: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The kernel ``f(dst, src)`` of the reduction named ``op``: the one op-to-kernel table.
+
+    It dispatches to the active backend at each call.
+    """
     try:
-        kernel = _REDUCE_BY_OP[op]
+        return _REDUCE_BY_OP[op]
     except KeyError:
-        raise ValueError(f"unknown reduction op {op!r}; expected one of {tuple(_REDUCE_BY_OP)}") from None
-    return kernel(dst, src)
+        raise ValueError(
+            f"unknown reduction op {op!r}; expected one of {tuple(_REDUCE_BY_OP)}"
+        ) from None
 
 
 _REDUCE_BY_OP = {"sum": add_into, "prod": prod_into, "max": max_into, "min": min_into}
@@ -298,6 +308,7 @@ __all__ = [
     "max_into",
     "min_into",
     "reduce_into",
+    "reduce_kernel",
     "im2col",
     "col2im",
     "maxpool2d_forward",

@@ -69,18 +69,18 @@ import numpy as np
 
 from minidl import kernels
 from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.request import until_done
+from minidl.distributed.run import TAG, AllOf
 from minidl.distributed.schedules import rounds_of
 from minidl.distributed.steps import Recv, Round, ScheduleFn, Send
 from minidl.distributed.trace import Event, Trace
+from minidl.distributed.world import mpi_module
 
-TAG = 27_171
-"""The MPI tag of the first message between two ranks in a round; the ``j``-th
-gets ``TAG + j`` (its pieces, if any, ``TAG + j + i m``: see :func:`_messages`).
-Apart from tags a program uses for its own messages (MPI guarantees tags up
-to 32767); below it, ``TAG - 1`` is the fingerprint check's
-(:data:`~minidl.distributed.fingerprint.CHECK_TAG`) and ``TAG - 2`` calibration's.
-Sender and receiver number the messages between them alike, since a
-schedule lists them in the same order on both sides."""
+# Tags: the ``j``-th message between two ranks in a round gets ``TAG + j``
+# (its pieces, if any, ``TAG + j + i m``: see :func:`_messages`), where the
+# reference executor sends every message with ``TAG`` and relies on MPI's
+# order. Persistent requests may be started in any order, so here each
+# message of a round between two ranks needs a tag of its own.
 
 SEGMENT_BYTES = 2 << 20
 """Messages longer than this travel as segments of at most this many bytes, so
@@ -96,7 +96,7 @@ buffer in two, and took it at 0.90 and 0.93 times MPI's ``Allreduce`` where
 whole (and bound) messages took 0.84 to 0.87; from 8 to 64 MiB, 1, 2, 4 and
 8 MiB segments were all within a few percent of each other, in an order that
 changed from run to run. Read at each call: set
-``minidl.distributed.executor.SEGMENT_BYTES`` to watch a short buffer pipelined (in a
+``minidl.distributed.fast.executor.SEGMENT_BYTES`` to watch a short buffer pipelined (in a
 trace) or to tune it for a machine (``benchmarks/bench_allreduce.py
 --segment-kib``). Every rank must use the same value."""
 
@@ -156,15 +156,6 @@ POOLED_SCRATCH_BYTES = 64 << 10
 scratch is allocated per call, which costs little next to the messages that
 need it."""
 
-REDUCE_KERNELS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "sum": kernels.add_into,
-    "prod": kernels.prod_into,
-    "max": kernels.max_into,
-    "min": kernels.min_into,
-}
-"""The kernel of each op (they dispatch to the active backend at each call)."""
-
-
 class Message(NamedTuple):
     """One MPI message of a plan: elements ``[start, stop)`` to or from ``peer``."""
 
@@ -193,6 +184,9 @@ class Exchange(NamedTuple):
     """The step in: its message, or its pieces in order."""
     reduce: bool
     """Whether the step in is reduced into the buffer (else copied there)."""
+    staged: bool
+    """Whether the step in lands in scratch first: when it is reduced, or when
+    it is copied into a range the round also sends (a swap)."""
     whole: tuple[bool, bool]
     """Whether the step out, and the step in, are one message spanning the
     whole buffer: then they need no slice of it (slicing costs as much as a
@@ -216,7 +210,8 @@ class PlannedRound:
     copies : tuple of Message
         Receives that land straight in the buffer.
     reduces : tuple of Message
-        Receives that land in scratch and are then reduced into the buffer.
+        Receives that land in scratch and are then reduced into the buffer
+        (or copied there: see ``copied``).
     waits : tuple of tuple of int
         For each message of ``reduces``, the sends whose range it reduces
         into: they must have left before it is reduced (recursive doubling
@@ -237,6 +232,10 @@ class PlannedRound:
     waits: tuple[tuple[int, ...], ...]
     exchange: Exchange | None
     slot: int
+    copied: tuple[bool, ...] = ()
+    """For each message of ``reduces``, whether it is copied in, not reduced:
+    a receive into a range the round also sends lands in scratch like a
+    reduced one, and is copied in once those sends have left (a swap)."""
 
 
 @dataclass(frozen=True)
@@ -399,24 +398,32 @@ def compile_plan(
                     len(received) == 1 and into.count == size,
                 )
                 span = (out.start, out.start + out.count, into.start, into.start + into.count)
-                exchange = Exchange(sends, received, into.reduce, whole, span)
-        copies = tuple(m for m in received if not rnd.recvs[m.part].reduce)
-        reduces = tuple(m for m in received if rnd.recvs[m.part].reduce)
+                staged = into.reduce or _overlaps_a_send(into, rnd)
+                exchange = Exchange(sends, received, into.reduce, staged, whole, span)
+        staged_parts = [r.reduce or _overlaps_a_send(r, rnd) for r in rnd.recvs]
+        copies = tuple(m for m in received if not staged_parts[m.part])
+        reduces = tuple(m for m in received if staged_parts[m.part])
+        copied = tuple(not rnd.recvs[m.part].reduce for m in reduces)
         waits = tuple(
             tuple(i for i, s in enumerate(sends) if s.start < r.stop and r.start < s.stop)
             for r in reduces
         )
         if exchange is not None:
-            slot = rnd.recvs[0].count if exchange.reduce else 0
+            slot = rnd.recvs[0].count if exchange.staged else 0
         else:
             slot = max((r.stop - r.start for r in reduces), default=0)
-        planned.append(PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot))
+        planned.append(PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot, copied))
     scratch = max(
         (r.slot * (1 if r.exchange else min(IN_FLIGHT, len(r.reduces))) for r in planned),
         default=0,
     )
     bindable = bool(planned) and all(r.exchange is not None for r in planned)
     return Plan(tuple(planned), scratch, bindable)
+
+
+def _overlaps_a_send(recv: Recv, rnd: Round) -> bool:
+    """Whether ``recv`` lands in a range that its round also sends (then it must wait for it)."""
+    return any(s.start < recv.stop and recv.start < s.stop for s in rnd.sends)
 
 
 def _messages(
@@ -518,7 +525,7 @@ def execute(
         Receives one event per send, receive and reduction of the schedule
         (not per segment), timed with :func:`time.perf_counter`.
     """
-    reduce_into = REDUCE_KERNELS[op] if op is not None else None
+    reduce_into = kernels.reduce_kernel(op) if op is not None else None
     bound = plan.bound.get((id(flat), id(comm)))
     if bound is None or bound.busy or bound.scratch.dtype is not flat.dtype:
         bound = _bound(plan, flat, comm)  # binds, unbinds, or finds it may not be used
@@ -529,6 +536,8 @@ def execute(
             waitall(requests)
             if reduce:
                 reduce_into(into, landing)
+            elif landing is not into:  # a swap: it landed in scratch
+                into[...] = landing
         return
     if bound is not None:
         steps = _started_bound(bound, reduce_into, comm, trace, blocking=True)
@@ -652,11 +661,15 @@ def _reduce_arrived(
     if spans is None:
         if reduce:
             reduce_into(into, landing)
+        elif landing is not into:  # a swap: it landed in scratch, its range has been sent
+            into[...] = landing
         return 0.0
     arrived = time.perf_counter()
     if reduce:
         reduce_into(into, landing)
         spans[0] = (arrived, time.perf_counter())
+    elif landing is not into:
+        into[...] = landing
     return arrived
 
 
@@ -666,7 +679,7 @@ def _into_and_landing(
     """Where in ``flat`` the step in goes, and where it lands: scratch if reduced, else there."""
     c, d = exchange.span[2:]
     into = flat if exchange.whole[1] else flat[c:d]
-    if not exchange.reduce:
+    if not exchange.staged:
         return into, into
     return into, scratch if scratch.size == d - c else scratch[: d - c]
 
@@ -770,14 +783,6 @@ def _free_bound() -> None:
             plan.bound.popitem()[1].free()
 
 
-@functools.cache
-def mpi_module() -> Any:
-    """mpi4py's ``MPI`` module, imported on first use: importing minidl.distributed must not start MPI."""
-    from mpi4py import MPI
-
-    return MPI
-
-
 def start(
     plan: Plan,
     flat: np.ndarray,
@@ -796,7 +801,7 @@ def start(
     what was yielded; :class:`~minidl.distributed.collectives.CollectiveRequest`
     does both. Parameters as in :func:`execute`.
     """
-    reduce_into = REDUCE_KERNELS[op] if op is not None else None
+    reduce_into = kernels.reduce_kernel(op) if op is not None else None
     bound = _bound(plan, flat, comm)
     if bound is not None:
         return _started_bound(bound, reduce_into, comm, trace)
@@ -834,36 +839,6 @@ def _rounds(
             trace.record_later(_events, rank, planned, flat.itemsize, started, done, spans)
     if plan.scratch * flat.itemsize <= POOLED_SCRATCH_BYTES:
         plan.spare[flat.dtype] = scratch
-
-
-def until_done(request: Any) -> Iterator[Any]:
-    """Yield ``request`` until it has completed (``Test`` then frees it, or makes a
-    persistent request inactive)."""
-    while not request.Test():
-        yield request
-
-
-class AllOf:
-    """MPI requests waited on together, with ``Test`` and ``Wait`` as one request has them.
-
-    What the generators yield for a round whose requests all must complete:
-    whoever drives them then calls one ``Waitall`` (or ``Testall``), not a
-    ``Wait`` on each request in turn, which costs a microsecond or two more
-    per round in Python.
-    """
-
-    __slots__ = ("requests",)
-
-    def __init__(self, requests: list[Any]) -> None:
-        self.requests = requests
-
-    def Test(self) -> bool:
-        """Whether every request has completed (then they all are freed, or made inactive)."""
-        return bool(mpi_module().Request.Testall(self.requests))
-
-    def Wait(self) -> None:
-        """Block until every request has completed."""
-        mpi_module().Request.Waitall(self.requests)
 
 
 def until_all_done(requests: list[Any]) -> Iterator[Any]:
@@ -927,7 +902,9 @@ def _pipelined(
         yield from until_done(request)
         for j in planned.waits[i]:  # the round's sends read the buffer as it was
             yield from until_done(sends[j])
-        if spans is None:
+        if planned.copied[i]:  # a swap: copied in once the sends of its range have left
+            flat[m.start : m.stop] = landing
+        elif spans is None:
             reduce_into(flat[m.start : m.stop], landing)
         else:
             begun = time.perf_counter()

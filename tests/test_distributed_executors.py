@@ -1,0 +1,134 @@
+"""The two executors, reference and fast, give the same bits for every collective.
+
+:func:`minidl.distributed.use` switches between the plain executor
+(:mod:`minidl.distributed.run`) and the tuned one (:mod:`minidl.distributed.fast`).
+The tuning must never change a result: on real ranks, every algorithm of every
+collective, every op and dtype, on sizes 0, 1, a prime and sizes not divisible
+by ``p``, blocking and started (``iallreduce``), traced and not, and a schedule
+a student wrote, must leave every byte of every rank's buffer equal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minidl.distributed as D
+from minidl.testing import run_mpi
+
+SAME_BITS = """
+    import numpy as np
+    from mpi4py import MPI
+
+    import minidl.distributed as D
+    from minidl.distributed import (
+        ALGORITHMS, DTYPES, OPS, Round, Trace, chunk_bounds, copy_from, reduce_from, send,
+    )
+    from minidl.testing import report
+
+    comm = MPI.COMM_WORLD
+    rank, p = comm.rank, comm.size
+    failures, cases = [], 0
+
+    def student_ring(p, rank, n):
+        # A ring all-reduce written with the public step words, as a student would.
+        bounds = chunk_bounds(n, p)
+        right, left = (rank + 1) % p, (rank - 1) % p
+        for k in range(p - 1):
+            yield Round.of(send(right, bounds, (rank - k) % p),
+                           reduce_from(left, bounds, (rank - k - 1) % p))
+        for k in range(p - 1):
+            yield Round.of(send(right, bounds, (rank + 1 - k) % p),
+                           copy_from(left, bounds, (rank - k) % p))
+
+    def data(n, dtype, seed):
+        # Rank- and index-dependent, exact in every dtype; a few negatives for max and min.
+        values = (np.arange(n) * 7 + rank * 13 + seed) % 23 - 5
+        return values.astype(dtype)
+
+    def run(executor, collective, algorithm, op, n, dtype, root, how, seed):
+        buf = data(n, dtype, seed)
+        trace = Trace() if how == "traced" else None
+        with D.use(executor):
+            if collective == "allreduce" and how == "started":
+                request = D.iallreduce(buf, op, algorithm)
+                while not request.test():
+                    pass
+            elif collective in ("allreduce", "reduce_scatter"):
+                getattr(D, collective)(buf, op, algorithm, trace=trace)
+            elif collective == "reduce":
+                D.reduce(buf, op, root, algorithm, trace=trace)
+            elif collective in ("broadcast", "scatter", "gather"):
+                getattr(D, collective)(buf, root, algorithm, trace=trace)
+            else:  # allgather, alltoall
+                getattr(D, collective)(buf, algorithm, trace=trace)
+        return buf
+
+    for collective, algorithms in ALGORITHMS.items():
+        named = list(algorithms) + ([student_ring] if collective == "allreduce" else [])
+        reducing = collective in ("allreduce", "reduce_scatter", "reduce")
+        if collective == "alltoall":
+            sizes = [0, p, 3 * p, 7 * p]
+        else:
+            sizes = sorted({0, 1, 7, 3 * p + 1})
+        roots = sorted({0, p - 1}) if collective in ("broadcast", "reduce", "scatter", "gather") else [0]
+        others = ["traced"] + (["started"] if collective == "allreduce" else [])
+        for algorithm in named:
+            for op in (OPS if reducing else [None]):
+                for dtype in DTYPES:
+                    for n in sizes:
+                        for root in roots:
+                            # Traced and started: other code paths, tried on one dtype.
+                            hows = ["blocking"] + (others if dtype == DTYPES[0] else [])
+                            for how in hows:
+                                seed = cases % 5
+                                a = run("reference", collective, algorithm, op, n, dtype, root, how, seed)
+                                b = run("fast", collective, algorithm, op, n, dtype, root, how, seed)
+                                cases += 1
+                                if a.tobytes() != b.tobytes():
+                                    name = getattr(algorithm, "__name__", algorithm)
+                                    failures.append(
+                                        f"rank {rank}: {collective} {name} op={op} {dtype} n={n} "
+                                        f"root={root} {how}: reference {a[:8]} != fast {b[:8]}")
+
+    report({"failures": failures[:20], "cases": cases})
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("p", [1, 2, 3, 4, 5])
+def test_reference_and_fast_executors_give_the_same_bits(p):
+    job = run_mpi(SAME_BITS, p, timeout=240)
+    for result in job.results:
+        assert result["cases"] > 300
+        assert not result["failures"], "\n".join(result["failures"])
+
+
+def test_use_switches_the_executor_and_switches_back():
+    assert D.backend() == "fast"
+    with D.use("reference"):
+        assert D.backend() == "reference"
+        with D.use("fast"):
+            assert D.backend() == "fast"
+        assert D.backend() == "reference"
+    assert D.backend() == "fast"
+    D.use("reference")
+    try:
+        assert D.backend() == "reference"
+    finally:
+        D.use("fast")
+
+
+def test_use_names_the_executors_it_knows():
+    with pytest.raises(ValueError, match="unknown executor 'numpy'.*reference.*fast"):
+        D.use("numpy")
+    assert D.backend() == "fast"
+
+
+def test_the_reference_executor_runs_on_one_rank_without_mpiexec():
+    # One rank: every schedule is idle or sends to itself, and the result is the input.
+    buf = np.arange(6, dtype=np.float32)
+    with D.use("reference"):
+        D.allreduce(buf, algorithm="ring")
+        D.alltoall(buf, algorithm="bruck")
+    np.testing.assert_array_equal(buf, np.arange(6, dtype=np.float32))
