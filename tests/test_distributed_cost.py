@@ -83,6 +83,30 @@ def test_building_blocks_are_priced_too():
     assert sag.wire_bytes == (p - 1) * n // p + (p - 1) * n // p
 
 
+def test_scatter_gather_and_alltoall_are_priced_from_their_schedules():
+    # More cases, every p and root, in test_distributed_family.
+    p, n = 8, 8000
+    sc = cost("binomial", p, n, ALPHA, BETA, GAMMA, collective="scatter", root=5)
+    assert sc.seconds == pytest.approx(3 * ALPHA + (p - 1) / p * n * BETA)
+    ga = cost("linear", p, n, ALPHA, BETA, GAMMA, collective="gather", root=2)
+    assert ga.seconds == pytest.approx((p - 1) * ALPHA + (p - 1) / p * n * BETA)
+    # Pairwise: each rank idles in a different round, so all p rounds are on the critical path.
+    pw = cost("pairwise", p, n, ALPHA, BETA, GAMMA, collective="alltoall")
+    assert pw.seconds == pytest.approx(p * (ALPHA + n / p * BETA))
+    # Bruck: lg p messages of half the buffer; its local copies are counted, not priced.
+    br = cost("bruck", p, n, ALPHA, BETA, GAMMA, collective="alltoall")
+    assert br.seconds == pytest.approx(3 * (ALPHA + n / 2 * BETA))
+    assert br.local_bytes > 0 and pw.local_bytes == sc.local_bytes == 0
+
+
+def test_no_other_algorithm_copies_locally():
+    for collective, algorithms in ALGORITHMS.items():
+        for algorithm in algorithms:
+            if (collective, algorithm) != ("alltoall", "bruck"):
+                c = cost(algorithm, 6, 600, ALPHA, BETA, GAMMA, collective=collective)
+                assert c.local_bytes == 0, (collective, algorithm)
+
+
 def test_ring_beats_recursive_doubling_only_for_long_buffers():
     def seconds(algorithm, nbytes):
         return cost(algorithm, 8, nbytes, ALPHA, BETA, GAMMA).seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minidl.distributed import ALGORITHMS, Recv, Round, Send, schedule
+from minidl.distributed.schedules import ROOTED
 
 
 def test_ring_schedule_reads_like_the_textbook():
@@ -49,10 +50,13 @@ def test_rooted_schedules_move_with_the_root():
 def test_every_algorithm_has_a_schedule_on_every_rank(collective):
     for algorithm in ALGORITHMS[collective]:
         for p in (1, 2, 5, 8):
-            lengths = {
-                len(schedule(algorithm, p, rank, 7, collective=collective)) for rank in range(p)
-            }
-            assert len(lengths) == 1
+            n = 7 * p if collective == "alltoall" else 7  # an alltoall needs equal blocks
+            for root in range(p) if collective in ROOTED else (0,):
+                lengths = {
+                    len(schedule(algorithm, p, rank, n, collective=collective, root=root))
+                    for rank in range(p)
+                }
+                assert len(lengths) == 1
 
 
 def test_a_schedule_of_your_own():
@@ -82,6 +86,11 @@ def test_a_schedule_of_your_own():
             ("binomial", 4, 0, 8),
             {"collective": "broadcast", "root": 4},
             "root 4 is not a rank of p=4",
+        ),
+        (
+            ("pairwise", 4, 0, 10),
+            {"collective": "alltoall"},
+            "alltoall: n=10 elements do not split into p=4 equal blocks",
         ),
     ],
 )

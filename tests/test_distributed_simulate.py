@@ -272,8 +272,8 @@ def test_ranks_with_different_numbers_of_rounds_are_named():
 @pytest.mark.parametrize(
     "bad_step, message",
     [
-        (lambda rank, n: send(rank, (0, n), 0), "must be another rank"),
-        (lambda rank, n: send(5, (0, n), 0), "must be another rank"),
+        (lambda rank, n: send(5, (0, n), 0), r"the peer must be a rank of p=2 \(0 <= peer < 2\)"),
+        (lambda rank, n: copy_from(-1, (0, n), 0), "the peer must be a rank of p=2"),
         (lambda rank, n: send(1 - rank, (0, n + 1), 0), "outside the buffer"),
     ],
 )
@@ -285,20 +285,26 @@ def test_bad_peers_and_ranges_are_named(bad_step, message):
         simulate(bad, rank_data(2, 4, np.float64, "sum"))
 
 
-def test_a_copy_onto_a_range_the_round_sends_is_refused():
-    def overwrite_while_sending(p, rank, n):
+def test_a_copy_onto_a_range_another_receive_writes_is_refused():
+    # Rule 3 (a copy onto a range the round sends is a swap, allowed, and
+    # messages to oneself): tested with the alltoall in test_distributed_family.
+    def two_copies_into_one_range(p, rank, n):
         whole = (0, n)
-        yield Round.of(send(1 - rank, whole, 0), copy_from(1 - rank, whole, 0))
+        if rank == 0:
+            yield Round.of(copy_from(1, whole, 0), copy_from(2, whole, 0))
+        else:
+            yield Round.of(send(0, whole, 0))
 
-    with pytest.raises(ScheduleError, match="overlaps 'send chunk 0"):
-        simulate(overwrite_while_sending, rank_data(2, 4, np.float64, "sum"))
+    with pytest.raises(ScheduleError, match="overlaps 'copy chunk 0 \\[0:4\\] from rank 2'"):
+        simulate(two_copies_into_one_range, rank_data(3, 4, np.float64, "sum"))
 
 
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
         (dict(algorithm="rings"), ValueError, "unknown allreduce algorithm 'rings'"),
-        (dict(algorithm="ring", collective="alltoall"), ValueError, "unknown collective"),
+        (dict(algorithm="ring", collective="gossip"), ValueError, "unknown collective"),
+        (dict(algorithm="ring", collective="alltoall"), ValueError, "unknown alltoall algorithm"),
         (dict(algorithm="ring", op="mean"), ValueError, "unknown op 'mean'"),
         (dict(algorithm="binomial", collective="broadcast", root=3), ValueError, "root 3"),
         (dict(algorithm="ring", root=1), ValueError, "has no root"),

@@ -7,6 +7,12 @@ communication operations in MPICH"). Rather than quote each algorithm's
 formula, :func:`cost` walks the schedules of all ``p`` ranks round by round and
 adds up what the busiest rank does; the textbook formulas are then a test of
 the schedules, not the source of the numbers.
+
+A message a rank sends to itself (rule 4 of :mod:`minidl.distributed.steps`:
+Bruck's alltoall rearranges blocks that way) never touches the network, so it
+costs no alpha and no beta: it is a memory copy, counted in
+:attr:`Cost.local_bytes` and left out of the seconds, as the textbook
+formulas leave out the local rotations of Bruck's algorithm.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import operator
 from dataclasses import dataclass
 
 from minidl.distributed.schedules import check_layout, resolve, rounds_of
-from minidl.distributed.steps import ScheduleFn
+from minidl.distributed.steps import Round, ScheduleFn
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class Cost:
     Attributes
     ----------
     rounds : int
-        Rounds in which some rank sends or receives.
+        Rounds in which some rank sends or receives a message to another rank.
     messages : int
         The alpha terms: per round, the most messages one rank sends (or
         receives, if more), summed over rounds.
@@ -34,6 +40,9 @@ class Cost:
         receives, if more), summed over rounds.
     reduced_bytes : int
         The gamma terms: per round, the most bytes one rank reduces, summed.
+    local_bytes : int
+        Not priced: per round, the most bytes one rank copies within its own
+        buffer (messages to itself), summed over rounds.
     seconds : float
         ``messages alpha + wire_bytes beta + reduced_bytes gamma``.
     """
@@ -42,6 +51,7 @@ class Cost:
     messages: int
     wire_bytes: int
     reduced_bytes: int
+    local_bytes: int
     seconds: float
 
 
@@ -61,9 +71,10 @@ def cost(
     Each round lasts as long as its busiest rank: ``alpha`` per message it
     starts, ``beta`` per byte it puts on (or takes off) the wire, ``gamma``
     per byte it reduces. Links are full-duplex, so a rank that sends one
-    message and receives another in a round pays for one. The schedule is
-    built for a buffer of ``nbytes`` one-byte elements, so chunks are split
-    to the byte.
+    message and receives another in a round pays for one. Messages to itself
+    cost nothing here (they are counted in ``local_bytes``); a round with
+    only those is not counted in ``rounds``. The schedule is built for a
+    buffer of ``nbytes`` one-byte elements, so chunks are split to the byte.
 
     Parameters
     ----------
@@ -82,7 +93,7 @@ def cost(
     collective : str, optional
         ``"allreduce"`` (default) or another collective of :data:`~minidl.distributed.ALGORITHMS`.
     root : int, optional
-        The root of ``"broadcast"`` and ``"reduce"``.
+        The root of ``"broadcast"``, ``"reduce"``, ``"scatter"`` and ``"gather"``.
 
     Returns
     -------
@@ -94,8 +105,16 @@ def cost(
     The ring on 4 ranks: ``2 (p - 1) = 6`` messages, ``2 (p - 1) / p n`` bytes
     on the wire, ``(p - 1) / p n`` reduced.
 
-    >>> cost("ring", 4, 1024, alpha=1e-6, beta=1e-9, gamma=1e-10)
-    Cost(rounds=6, messages=6, wire_bytes=1536, reduced_bytes=768, seconds=7.6128e-06)
+    >>> c = cost("ring", 4, 1024, alpha=1e-6, beta=1e-9, gamma=1e-10)
+    >>> c.rounds, c.messages, c.wire_bytes, c.reduced_bytes, c.seconds
+    (6, 6, 1536, 768, 7.6128e-06)
+
+    Bruck's alltoall on 8 ranks: 3 messages of half the buffer, and local
+    copies that the model does not price.
+
+    >>> c = cost("bruck", 8, 1024, 1e-6, 1e-9, 1e-10, collective="alltoall")
+    >>> c.rounds, c.messages, c.wire_bytes, c.local_bytes
+    (3, 3, 1536, 3072)
     """
     resolve(collective, algorithm)
     for value, what in ((p, "p"), (nbytes, "nbytes")):
@@ -110,17 +129,34 @@ def cost(
         if value < 0:
             raise ValueError(f"cost: {what} must be >= 0 seconds, got {value}")
     plans = [rounds_of(collective, algorithm, p, rank, nbytes, root) for rank in range(p)]
-    rounds = messages = wire_bytes = reduced_bytes = 0
+    rounds = messages = wire_bytes = reduced_bytes = local_bytes = 0
     for k in range(len(plans[0])):
-        everyone = [plan[k] for plan in plans]
-        busiest = max(max(len(r.sends), len(r.recvs)) for r in everyone)
+        # Per rank: (messages out, messages in, bytes out, bytes in, reduced, copied locally).
+        terms = [_round_terms(rank, plan[k]) for rank, plan in enumerate(plans)]
+        local_bytes += max(t[5] for t in terms)
+        busiest = max(max(t[0], t[1]) for t in terms)
         if busiest == 0:
             continue
         rounds += 1
         messages += busiest
-        wire_bytes += max(
-            max(sum(s.count for s in r.sends), sum(x.count for x in r.recvs)) for r in everyone
-        )
-        reduced_bytes += max(sum(x.count for x in r.recvs if x.reduce) for r in everyone)
+        wire_bytes += max(max(t[2], t[3]) for t in terms)
+        reduced_bytes += max(t[4] for t in terms)
     seconds = messages * alpha + wire_bytes * beta + reduced_bytes * gamma
-    return Cost(rounds, messages, wire_bytes, reduced_bytes, seconds)
+    return Cost(rounds, messages, wire_bytes, reduced_bytes, local_bytes, seconds)
+
+
+def _round_terms(rank: int, rnd: Round) -> tuple[int, int, int, int, int, int]:
+    """What ``rank`` does in ``rnd``: messages out and in, bytes out and in, reduced, copied.
+
+    Its messages to itself are only copied bytes (counted once, as sent).
+    """
+    sends = [s for s in rnd.sends if s.peer != rank]
+    recvs = [r for r in rnd.recvs if r.peer != rank]
+    return (
+        len(sends),
+        len(recvs),
+        sum(s.count for s in sends),
+        sum(r.count for r in recvs),
+        sum(r.count for r in recvs if r.reduce),
+        sum(s.count for s in rnd.sends if s.peer == rank),
+    )

@@ -1,7 +1,8 @@
 """The catalogue of schedules, and :func:`schedule`, which prints one.
 
 :data:`ALGORITHMS` maps each collective to its algorithms, each a schedule
-generator ``fn(p, rank, n)`` (see :mod:`minidl.distributed.steps`). The simulator,
+generator ``fn(p, rank, n)`` (see :mod:`minidl.distributed.steps`; scatter's
+and gather's also take the root, see :data:`TAKE_ROOT`). The simulator,
 the cost model and the MPI executor all look algorithms up here, so adding
 an algorithm is adding one generator and one line below.
 """
@@ -9,12 +10,20 @@ an algorithm is adding one generator and one line below.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from minidl.distributed.alltoall import bruck_alltoall, pairwise_alltoall
 from minidl.distributed.butterfly import rabenseifner_allreduce, recursive_doubling_allreduce
 from minidl.distributed.naive import naive_allreduce
 from minidl.distributed.ring import ring_allgather, ring_allreduce, ring_reduce_scatter
+from minidl.distributed.scatter import (
+    binomial_gather,
+    binomial_scatter,
+    linear_gather,
+    linear_scatter,
+)
 from minidl.distributed.steps import Round, ScheduleFn, rooted_at
 from minidl.distributed.tree import (
     binomial_broadcast,
@@ -35,11 +44,26 @@ ALGORITHMS: dict[str, dict[str, ScheduleFn]] = {
     "allgather": {"ring": ring_allgather},
     "broadcast": {"binomial": binomial_broadcast, "scatter_allgather": scatter_allgather_broadcast},
     "reduce": {"binomial": binomial_reduce},
+    "scatter": {"binomial": binomial_scatter, "linear": linear_scatter},
+    "gather": {"binomial": binomial_gather, "linear": linear_gather},
+    "alltoall": {"pairwise": pairwise_alltoall, "bruck": bruck_alltoall},
 }
 """Every collective's algorithms, by name: ``ALGORITHMS[collective][algorithm]``."""
 
-ROOTED = ("broadcast", "reduce")
-"""Collectives with a root; their schedules are written for root 0."""
+ROOTED = ("broadcast", "reduce", "scatter", "gather")
+"""Collectives with a root."""
+
+TAKE_ROOT = ("scatter", "gather")
+"""Rooted collectives whose schedules take the root, ``fn(p, rank, n, root)``.
+
+Chunk ``r`` belongs to rank ``r`` whoever the root is, so renumbering the
+ranks (:func:`~minidl.distributed.steps.rooted_at`, which serves broadcast
+and reduce) would deliver it to the wrong rank."""
+
+REARRANGE = ("alltoall",)
+"""Collectives whose messages may land at another place than they left (rule 2
+of :mod:`minidl.distributed.steps`): block ``j`` of rank ``i`` becomes block
+``i`` of rank ``j``. In all the others, data keeps its place."""
 
 
 def resolve(collective: str, algorithm: str | ScheduleFn) -> tuple[str, ScheduleFn]:
@@ -75,13 +99,34 @@ def rounds_of(
     """The rounds of one rank, as a tuple; cached, since every call of a collective needs them.
 
     Parameters are those of :func:`schedule`; the arguments are checked there
-    and by the callers, not here.
+    and by the callers, not here. Only a scatter or gather schedule of your
+    own that takes no ``root`` is refused here, for a root other than 0.
     """
-    _, fn = resolve(collective, algorithm)
+    name, fn = resolve(collective, algorithm)
+    if collective in TAKE_ROOT:
+        if root == 0:
+            return tuple(fn(p, rank, n))
+        if not _takes_root(fn):
+            raise ValueError(
+                f"{collective} from root {root}: the schedule {name!r} takes no root, so it "
+                f"serves root 0 only; give it a fourth parameter, def {name}(p, rank, n, root=0)"
+            )
+        return tuple(fn(p, rank, n, root))
     if collective in ROOTED:
         virtual_rank = (rank - root) % p
         return tuple(rooted_at(root, p, fn(p, virtual_rank, n)))
     return tuple(fn(p, rank, n))
+
+
+def _takes_root(fn: ScheduleFn) -> bool:
+    """Whether ``fn`` can be called as ``fn(p, rank, n, root)``."""
+    try:
+        inspect.signature(fn).bind(0, 0, 0, 0)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (some builtins): let the call decide
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -91,7 +136,9 @@ class Schedule:
     Attributes
     ----------
     collective : str
-        ``"allreduce"``, ``"reduce_scatter"``, ``"allgather"``, ``"broadcast"`` or ``"reduce"``.
+        A key of :data:`ALGORITHMS`: ``"allreduce"``, ``"reduce_scatter"``,
+        ``"allgather"``, ``"broadcast"``, ``"reduce"``, ``"scatter"``,
+        ``"gather"`` or ``"alltoall"``.
     algorithm : str
         The algorithm's name.
     p, rank, n, root : int
@@ -121,7 +168,9 @@ class Schedule:
             f"n={self.n}: {len(self.rounds)} rounds"
         )
         width = len(str(max(len(self.rounds) - 1, 0)))
-        lines = [f"  round {k:>{width}}: {rnd}" for k, rnd in enumerate(self.rounds)]
+        lines = [
+            f"  round {k:>{width}}: {rnd.describe(self.rank)}" for k, rnd in enumerate(self.rounds)
+        ]
         return "\n".join([head, *lines])
 
 
@@ -140,18 +189,22 @@ def schedule(
     ----------
     algorithm : str or callable
         An algorithm of ``collective`` (see :data:`ALGORITHMS`), or a schedule
-        generator ``fn(p, rank, n)`` of your own.
+        generator ``fn(p, rank, n)`` of your own (for scatter and gather from
+        a root other than 0, ``fn(p, rank, n, root)``).
     p : int
         Number of ranks, ``p >= 1``.
     rank : int
         The rank to show, ``0 <= rank < p``.
     n : int
-        Number of elements in the buffer, ``n >= 0``.
+        Number of elements in the buffer, ``n >= 0``; for ``"alltoall"``, a
+        multiple of ``p`` (``p`` equal blocks).
     collective : str, optional
         ``"allreduce"`` (default), ``"reduce_scatter"``, ``"allgather"``,
-        ``"broadcast"`` or ``"reduce"``.
+        ``"broadcast"``, ``"reduce"``, ``"scatter"``, ``"gather"`` or
+        ``"alltoall"``.
     root : int, optional
-        The root of ``"broadcast"`` and ``"reduce"``; must be 0 for the others.
+        The root of ``"broadcast"``, ``"reduce"``, ``"scatter"`` and
+        ``"gather"``; must be 0 for the others.
 
     Returns
     -------
@@ -162,7 +215,8 @@ def schedule(
     Raises
     ------
     ValueError
-        If ``p``, ``rank``, ``n`` or ``root`` is out of range, or the algorithm is unknown.
+        If ``p``, ``rank``, ``n`` or ``root`` is out of range (or ``p`` does
+        not divide ``n`` in an alltoall), or the algorithm is unknown.
 
     Examples
     --------
@@ -174,6 +228,15 @@ def schedule(
       round 3: send chunk 0 [0:2] to rank 1; copy chunk 3 [6:8] from rank 3
       round 4: send chunk 3 [6:8] to rank 1; copy chunk 2 [4:6] from rank 3
       round 5: send chunk 2 [4:6] to rank 1; copy chunk 1 [2:4] from rank 3
+
+    An alltoall swaps one block with each other rank in turn:
+
+    >>> print(schedule("pairwise", 4, 0, 8, collective="alltoall"))
+    pairwise alltoall on rank 0 of 4, n=8: 4 rounds
+      round 0: idle
+      round 1: send chunk 1 [2:4] to rank 1; copy chunk 1 [2:4] from rank 1
+      round 2: send chunk 2 [4:6] to rank 2; copy chunk 2 [4:6] from rank 2
+      round 3: send chunk 3 [6:8] to rank 3; copy chunk 3 [6:8] from rank 3
     """
     name, _ = resolve(collective, algorithm)
     check_layout(p, n, root, collective)
@@ -185,11 +248,20 @@ def schedule(
 
 
 def check_layout(p: int, n: int, root: int, collective: str) -> None:
-    """Raise ValueError unless ``p >= 1``, ``n >= 0`` and ``root`` fits ``collective``."""
+    """Raise ValueError unless ``p >= 1``, ``n >= 0`` and ``root`` fits ``collective``.
+
+    An alltoall also needs ``n`` to be a multiple of ``p``: its blocks are equal.
+    """
     if p < 1:
         raise ValueError(f"the number of ranks must be >= 1, got p={p}")
     if n < 0:
         raise ValueError(f"the number of elements must be >= 0, got n={n}")
+    if collective == "alltoall" and n % p:
+        below, above = n - n % p, n - n % p + p
+        raise ValueError(
+            f"alltoall: n={n} elements do not split into p={p} equal blocks; n must be a "
+            f"multiple of p, such as {below} or {above}"
+        )
     if collective in ROOTED and not 0 <= root < p:
         raise ValueError(f"{collective}: root {root} is not a rank of p={p}")
     if collective not in ROOTED and root != 0:

@@ -19,7 +19,7 @@ import numpy as np
 
 from minidl import kernels
 from minidl.distributed.checks import check_dtype, check_op
-from minidl.distributed.schedules import check_layout, resolve, rounds_of
+from minidl.distributed.schedules import REARRANGE, check_layout, resolve, rounds_of
 from minidl.distributed.steps import Recv, Round, ScheduleFn, Send
 from minidl.distributed.trace import Event, Trace
 
@@ -60,18 +60,23 @@ def simulate(
     ----------
     algorithm : str or callable
         An algorithm of ``collective`` (see :data:`minidl.distributed.ALGORITHMS`),
-        or a schedule generator ``fn(p, rank, n)`` of your own.
+        or a schedule generator ``fn(p, rank, n)`` of your own (for scatter and
+        gather from a root other than 0, ``fn(p, rank, n, root)``).
     inputs : sequence of numpy.ndarray
         Rank ``r``'s buffer is ``inputs[r]``; all the same shape and dtype
         (float32, float64, int32 or int64). They are not modified.
     op : {"sum", "prod", "max", "min"}, optional
-        The reduction.
+        The reduction (ignored by the collectives that reduce nothing).
     collective : str, optional
         ``"allreduce"`` (default), ``"reduce_scatter"``, ``"allgather"``,
-        ``"broadcast"`` or ``"reduce"``, with the meaning of the functions of
-        the same name in :mod:`minidl.distributed`.
+        ``"broadcast"``, ``"reduce"``, ``"scatter"``, ``"gather"`` or
+        ``"alltoall"``, with the meaning of the functions of the same name in
+        :mod:`minidl.distributed`. Scatter and gather move chunk ``r`` of the
+        split by :func:`~minidl.distributed.chunking.chunk_bounds` between
+        the root and rank ``r``; alltoall needs a size that ``p`` divides, and
+        sends block ``j`` of rank ``i`` to block ``i`` of rank ``j``.
     root : int, optional
-        The root of ``"broadcast"`` and ``"reduce"``.
+        The root of ``"broadcast"``, ``"reduce"``, ``"scatter"`` and ``"gather"``.
 
     Returns
     -------
@@ -84,7 +89,8 @@ def simulate(
         If a send has no matching receive (or a receive no send), the ranks
         disagree on the number of rounds, or a step names a bad peer or range.
     ValueError, TypeError
-        If the inputs differ in shape or dtype, or the op or dtype is unsupported.
+        If the inputs differ in shape or dtype, the op or dtype is unsupported,
+        or an alltoall's size is not a multiple of ``p``.
 
     Examples
     --------
@@ -117,8 +123,9 @@ def simulate(
         counts = ", ".join(f"rank {rank}: {len(plan)}" for rank, plan in enumerate(plans))
         raise ScheduleError(f"{name}: the ranks yield different numbers of rounds ({counts})")
     trace = Trace(clock="rounds")
+    keep_place = collective not in REARRANGE
     for k in range(lengths.pop()):
-        _play_round(k, [plan[k] for plan in plans], buffers, op, trace)
+        _play_round(k, [plan[k] for plan in plans], buffers, op, trace, keep_place)
     return Simulation([b.reshape(np.shape(inputs[0])) for b in buffers], trace)
 
 
@@ -139,9 +146,20 @@ def _flat_copies(inputs: Sequence[np.ndarray], op: str) -> list[np.ndarray]:
 
 
 def _play_round(
-    k: int, rounds: list[Round], buffers: list[np.ndarray], op: str, trace: Trace
+    k: int,
+    rounds: list[Round],
+    buffers: list[np.ndarray],
+    op: str,
+    trace: Trace,
+    keep_place: bool,
 ) -> None:
-    """Perform round ``k`` of every rank: all sends first, then all receives."""
+    """Perform round ``k`` of every rank: all sends first, then all receives.
+
+    A message to the rank itself is no different here: its data is copied out
+    with the other sends and lands with the other receives. ``keep_place``:
+    whether a receive must name its send's element range (rule 2), or only
+    its length.
+    """
     p, n = len(buffers), buffers[0].size
     itemsize = buffers[0].itemsize
     # Messages in flight, per (sender, receiver), in the order they were sent:
@@ -156,7 +174,7 @@ def _play_round(
             )
     for rank, rnd in enumerate(rounds):
         for r in rnd.recvs:
-            data = _match(k, rank, r, in_flight)
+            data = _match(k, rank, r, in_flight, keep_place)
             nbytes = r.count * itemsize
             trace.record(Event(rank, k, "recv", r.peer, r.chunks, r.count, nbytes, k, k + 1))
             target = buffers[rank][r.start : r.stop]
@@ -175,7 +193,11 @@ def _play_round(
 
 
 def _match(
-    k: int, rank: int, r: Recv, in_flight: dict[tuple[int, int], deque[tuple[Send, np.ndarray]]]
+    k: int,
+    rank: int,
+    r: Recv,
+    in_flight: dict[tuple[int, int], deque[tuple[Send, np.ndarray]]],
+    keep_place: bool,
 ) -> np.ndarray:
     """The data of the message that receive ``r`` of ``rank`` takes, checked against it."""
     queue = in_flight.get((r.peer, rank))
@@ -185,31 +207,47 @@ def _match(
             f"(or nothing more) to rank {rank} in that round"
         )
     s, data = queue.popleft()
-    if (s.start, s.stop) != (r.start, r.stop):
+    if keep_place and (s.start, s.stop) != (r.start, r.stop):
         raise ScheduleError(
             f"round {k}: rank {r.peer} does '{s}', but the matching receive on rank {rank} "
-            f"is '{r}': the element ranges differ"
+            f"is '{r}': the element ranges differ (data keeps its place, except in an alltoall)"
+        )
+    if s.count != r.count:
+        raise ScheduleError(
+            f"round {k}: rank {r.peer} does '{s}', but the matching receive on rank {rank} "
+            f"is '{r}': {s.count} elements sent, {r.count} expected"
         )
     return data
 
 
 def _check_round(k: int, rank: int, rnd: Round, p: int, n: int) -> None:
-    """Peers and ranges in bounds, and no copy into a range the round also reads or writes."""
+    """Peers and ranges in bounds, and no copy into a range another receive of the round writes.
+
+    A copy may overlap a send of its round: the send has read the buffer
+    before anything lands (rule 3 of :mod:`minidl.distributed.steps`).
+    """
     for step in (*rnd.sends, *rnd.recvs):
-        if not (0 <= step.peer < p and step.peer != rank):
+        if not 0 <= step.peer < p:
             raise ScheduleError(
-                f"round {k}: rank {rank} does '{step}', but the peer must be another rank of p={p}"
+                f"round {k}: rank {rank} does '{step}', but the peer must be a rank of p={p} "
+                f"(0 <= peer < {p})"
             )
         if not 0 <= step.start <= step.stop <= n:
             raise ScheduleError(
                 f"round {k}: rank {rank} does '{step}', outside the buffer of n={n} elements"
             )
     for r in rnd.recvs:
+        if r.reduce and r.peer == rank:
+            raise ScheduleError(
+                f"round {k}: rank {rank} does '{r}', a message from itself; a message to "
+                "oneself is a local copy, so its receive must copy (copy_from), not reduce"
+            )
         if r.reduce:
             continue
-        for other in (*rnd.sends, *rnd.recvs):
+        for other in rnd.recvs:
             if other is not r and r.start < other.stop and other.start < r.stop:
                 raise ScheduleError(
                     f"round {k}: rank {rank} does '{r}', which overlaps '{other}' in the same "
-                    "round; a copy must land where nothing else of its round reads or writes"
+                    "round; a copy must land where no other receive of its round lands (it "
+                    "may overlap a send: sends read the buffer before anything lands)"
                 )

@@ -5,9 +5,15 @@ yields, for that one rank of ``p`` working on a buffer of ``n`` elements, one
 :class:`Round` per round of the collective: the sends (:class:`Send`) it starts
 and the receives (:class:`Recv`) it expects, each naming a peer, the chunks
 moved and their element range. A receive either *reduces* the arriving data
-into the buffer or *copies* it there. Nothing else is in a schedule, so three different
-engines can run the same one: the MPI executor, the simulator and the cost
-model.
+into the buffer or *copies* it there. Nothing else is in a schedule, so three
+different engines can run the same one: the MPI executor, the simulator and
+the cost model.
+
+Rooted collectives are written for root 0. Broadcast and reduce move their
+root with :func:`rooted_at`, which renumbers the ranks; scatter and gather
+cannot, since chunk ``r`` belongs to rank ``r`` whoever the root is, so their
+schedules take the root as a fourth argument, ``fn(p, rank, n, root)``
+(see :mod:`minidl.distributed.scatter`).
 
 The rules every schedule keeps (the simulator checks them and names the round
 and ranks that break one):
@@ -15,14 +21,25 @@ and ranks that break one):
 1. Every rank yields the same number of rounds; a rank with nothing to do in a
    round yields an empty ``Round()``.
 2. Every send from rank ``a`` to rank ``b`` in round ``k`` has a receive on
-   ``b`` from ``a`` in round ``k`` for the same element range (data keeps its
-   place: every collective here works in place), listed in the same order as
-   the other messages between ``a`` and ``b`` in that round.
+   ``b`` from ``a`` in round ``k`` of the same number of elements, listed in
+   the same order as the other messages between ``a`` and ``b`` in that
+   round. The data keeps its place (the receive names the send's element
+   range: every collective here works in place), except in ``"alltoall"``,
+   whose whole point is that block ``j`` of rank ``i`` becomes block ``i`` of
+   rank ``j``.
 3. Sends read the buffer as it was when the round began; receives land after
    every send of the round has left. So a rank may send a range and reduce
-   into the same range in one round (recursive doubling does), but a range a
-   receive *copies* into must overlap no send and no other receive of its
-   round.
+   into the same range in one round (recursive doubling does), or send a
+   range and copy into it (the two ranks swap what they held there: the
+   pairwise alltoall does). But a range a receive *copies* into must overlap
+   no other receive of its round: which of the two would land last is not
+   defined.
+4. A peer is a rank ``0 <= peer < p``, and may be the rank itself: a send to
+   oneself, matched by a copy from oneself in the same round, is a local copy
+   (MPI's ``Isend``/``Irecv`` to oneself do it), which is how Bruck's
+   alltoall rearranges its blocks between rounds. Such a receive must copy,
+   not reduce; the cost model counts its bytes apart, as a local copy, and
+   charges it no message.
 """
 
 from __future__ import annotations
@@ -125,9 +142,35 @@ class Round:
     def __str__(self) -> str:
         return "; ".join(str(step) for step in (*self.sends, *self.recvs)) or "idle"
 
+    def describe(self, rank: int) -> str:
+        """``str(self)`` as seen by ``rank``: its messages to itself read as local copies.
+
+        The ``i``-th send to itself pairs with the ``i``-th copy from itself
+        (rule 2 of this module), and the pair is written ``local copy``.
+
+        Examples
+        --------
+        >>> bounds = (0, 2, 4)
+        >>> print(Round.of(send(0, bounds, 1), copy_from(0, bounds, 0)).describe(0))
+        local copy [2:4] to [0:2]
+        """
+        own_sends = [s for s in self.sends if s.peer == rank]
+        own_recvs = [r for r in self.recvs if r.peer == rank]
+        if len(own_sends) != len(own_recvs):  # a broken schedule: show it as it is
+            return str(self)
+        others = [str(step) for step in (*self.sends, *self.recvs) if step.peer != rank]
+        copies = [
+            f"local copy [{s.start}:{s.stop}] to [{r.start}:{r.stop}]"
+            for s, r in zip(own_sends, own_recvs)
+        ]
+        return "; ".join([*others, *copies]) or "idle"
+
 
 ScheduleFn = Callable[[int, int, int], Iterable[Round]]
-"""A schedule: ``fn(p, rank, n)`` yields the rounds of one rank."""
+"""A schedule: ``fn(p, rank, n)`` yields the rounds of one rank.
+
+One for scatter or gather may take a fourth argument, ``root``, to serve any
+root; without it, it serves root 0 only."""
 
 
 def send(peer: int, bounds: Sequence[int], first: int, stop: int | None = None) -> Send:
@@ -155,9 +198,12 @@ def copy_from(peer: int, bounds: Sequence[int], first: int, stop: int | None = N
 def rooted_at(root: int, p: int, rounds: Iterable[Round]) -> Iterator[Round]:
     """Turn the rounds of a schedule written for root 0 into those for ``root``.
 
-    Rooted collectives (broadcast, reduce) are written for root 0. For another
-    root, rank ``r`` plays the part of rank ``(r - root) % p`` (its *virtual
-    rank*), so each peer named in ``rounds`` is shifted back by ``root``.
+    Broadcast and reduce are written for root 0. For another root, rank ``r``
+    plays the part of rank ``(r - root) % p`` (its *virtual rank*), so each
+    peer named in ``rounds`` is shifted back by ``root``. The element ranges
+    stay: what a broadcast or reduce does to chunk ``c`` does not depend on
+    which rank holds it. Scatter and gather are not moved this way (see the
+    module's introduction).
     """
     for rnd in rounds:
         yield Round(

@@ -3,8 +3,9 @@
 Ranks are rows and rounds are columns; each message is an arrow from its
 sender's row at the start of its round to its receiver's row at the end,
 coloured by chunk, solid when the receiver reduces it in and dashed when it
-copies it. The ring's staircase, the butterfly's crossings and the tree's
-fan-in are the pictures to remember.
+copies it. A rank's messages to itself (local copies, as in Bruck's alltoall)
+are no arrows: the cell says how many it makes. The ring's staircase, the
+butterfly's crossings and the tree's fan-in are the pictures to remember.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def draw_schedule(
         chunks. Defaults to ``p``.
     collective : str, optional
         ``"allreduce"`` (default), ``"reduce_scatter"``, ``"allgather"``,
-        ``"broadcast"`` or ``"reduce"``.
+        ``"broadcast"``, ``"reduce"``, ``"scatter"``, ``"gather"`` or
+        ``"alltoall"``.
     root : int, optional
-        The root of ``"broadcast"`` and ``"reduce"``.
+        The root of ``"broadcast"``, ``"reduce"``, ``"scatter"`` and ``"gather"``.
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure if None.
 
@@ -70,9 +72,17 @@ def draw_schedule(
 
     for rank, plan in enumerate(plans):
         for k, rnd in enumerate(plan):
+            # Messages to itself are counted, not drawn: an arrow from a row to
+            # itself would be a flat line over the others.
+            local = sum(1 for r in rnd.recvs if r.peer == rank)
+            if local:
+                label = f"{local} local"
+                ax.text(k + 0.5, rank, label, color="0.4", fontsize=7, ha="center", va="center")
             # Each message is drawn once, from the receiving side, which knows
             # whether it is reduced or copied.
             for r in rnd.recvs:
+                if r.peer == rank:
+                    continue
                 single = len(r.chunks) == 1
                 colour = colours(r.chunks.start % 10) if single else "0.25"
                 ax.annotate(
@@ -112,7 +122,8 @@ def draw_schedule(
     ax.set_xlabel("round")
     where = ""
     if collective in ROOTED:
-        where = f" from root {root}" if collective == "broadcast" else f" to root {root}"
+        outward = collective in ("broadcast", "scatter")
+        where = f" from root {root}" if outward else f" to root {root}"
     ax.set_title(f"{name} {collective}{where}, p={p}, n={n}: {rounds} rounds (numbers: chunks)")
     ax.plot([], [], color="0.25", linestyle="-", label="reduced in")
     ax.plot([], [], color="0.25", linestyle="--", label="copied in")
