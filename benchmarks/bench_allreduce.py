@@ -10,8 +10,11 @@ For each buffer size (float32, powers of two from 1 KiB to ``--max-mib``) the
 rows run side by side in the same job: every algorithm with ``check=False``
 and no trace, as a training loop that trusts its ranks would; ``auto`` (the
 calibrated model's pick); ``ring +check+trace``, the ring with the fingerprint
-check and a trace, as a student runs it; and ``mpi``, MPI's ``Allreduce``
-called through :func:`minidl.distributed.allreduce`. Every ratio is to MPI's
+check and a trace, as a student runs it; ``ring, reference executor``, the
+ring on the plain executor (``minidl.distributed.use("reference")``: no
+target, shown so that the course can discuss what the fast path's tuning
+buys); and ``mpi``, MPI's ``Allreduce`` called through
+:func:`minidl.distributed.allreduce`. Every ratio is to MPI's
 ``Allreduce`` called directly with mpi4py, what a program would do without
 minidl. The rows are timed in interleaved passes, each row getting a slice of
 ``--budget`` per pass in a rotating order, so that a machine shared with
@@ -54,8 +57,7 @@ from collections.abc import Callable
 import numpy as np
 from mpi4py import MPI
 
-from minidl.distributed import ALGORITHMS, Calibration, Trace, allreduce, calibrate
-
+from minidl.distributed import ALGORITHMS, Calibration, Trace, allreduce, calibrate, use
 from minidl.distributed.fast import executor
 
 comm = MPI.COMM_WORLD
@@ -63,6 +65,7 @@ rank, p = comm.Get_rank(), comm.Get_size()
 
 OURS = list(ALGORITHMS["allreduce"])
 CHECKED = "ring +check+trace"
+PLAIN = "ring, reference executor"
 REFERENCE = "MPI Allreduce"
 BOUND = "memory-traffic bound"
 WRITTEN = {"ring": "ring, written first", REFERENCE: "MPI Allreduce, written first"}
@@ -140,6 +143,7 @@ def rows_for(buf: np.ndarray) -> dict[str, Callable[[], object]]:
         for name in [*OURS, "auto", "mpi"]
     }
     rows[CHECKED] = lambda: allreduce(buf, algorithm="ring", trace=Trace())
+    rows[PLAIN] = lambda: _on_the_reference_executor(buf)
     rows[REFERENCE] = lambda: comm.Allreduce(MPI.IN_PLACE, buf)
     rows[BOUND] = memory_bound(buf.size)
     if buf.nbytes >= WRITTEN_FROM:
@@ -149,6 +153,16 @@ def rows_for(buf: np.ndarray) -> dict[str, Callable[[], object]]:
         for row, name in WRITTEN.items():
             rows[name] = lambda call=rows[row]: (np.copyto(buf, fresh), call())
     return rows
+
+
+def _on_the_reference_executor(buf: np.ndarray) -> None:
+    """The ring on the reference executor (run.py), as a student's first reading runs it.
+
+    Switching the executor costs about a microsecond of each call: the
+    row is shown for what the fast path's tuning buys, with no target.
+    """
+    with use("reference"):
+        allreduce(buf, algorithm="ring", check=False)
 
 
 def main() -> None:
@@ -220,7 +234,7 @@ def predicted(row: str, nbytes: int, model: Calibration) -> float:
     """The model's time for ``row``: nan for MPI's own, which the model does not describe."""
     if row in (REFERENCE, "mpi", WRITTEN[REFERENCE]):
         return float("nan")
-    mapped = {"auto": model.choose(p, nbytes), CHECKED: "ring", WRITTEN["ring"]: "ring"}
+    mapped = {"auto": model.choose(p, nbytes), CHECKED: "ring", WRITTEN["ring"]: "ring", PLAIN: "ring"}
     algorithm = mapped.get(row, row)
     return model.predict(algorithm, p, nbytes)
 
@@ -311,6 +325,16 @@ def print_targets(sizes: list[int], passes: dict, model: Calibration) -> None:
         if what.startswith("ring x MPI") and written:
             what, why = "  (the same, buffer written first", "as a training step leaves it)"
             print(f"  {what:<34}{max(written):>7.2f}   {why}")
+    print("  the reference executor, shown for what the fast path buys (no target):")
+    for what, where in (("<= 4 KiB", small), ("64-256 KiB", mid), (">= 1 MiB", big)):
+        if where.any():
+            plain = ratios(PLAIN, REFERENCE)[where]
+            print(
+                f"    {'ring, reference x MPI, ' + what:<32}{plain.min():>7.2f} to "
+                f"{plain.max():.2f}   (fast ring x MPI: "
+                f"{ratios('ring', REFERENCE)[where].min():.2f} to "
+                f"{ratios('ring', REFERENCE)[where].max():.2f})"
+            )
     if errors.size:
         low, high = errors.min(), errors.max()
         verdict = "met" if 0.5 <= low and high <= 1.5 else "MISSED"

@@ -22,7 +22,8 @@ def test_the_benchmark_prints_every_row_and_target(tmp_path):
     args = ["--max-mib", 1, "--budget", 0.02, "--passes", 3, "--plot", plot, "--piece-bytes", 4000]
     job = run_mpi(BENCH, 2, args=args, timeout=240)
     out = job.stdout
-    for algorithm in [*ALGORITHMS["allreduce"], "ring +check+trace", "MPI Allreduce"]:
+    for algorithm in [*ALGORITHMS["allreduce"], "ring +check+trace", "ring, reference executor",
+                      "MPI Allreduce"]:
         rows = re.findall(rf"^  {re.escape(algorithm)} +\d", out, re.MULTILINE)
         assert len(rows) == 11, algorithm  # a row at each size, 1 KiB to 1 MiB
     for row in ("ring, written first", "MPI Allreduce, written first"):
@@ -31,5 +32,6 @@ def test_the_benchmark_prints_every_row_and_target(tmp_path):
     for target in ("ring x MPI", "best of ours x MPI, <= 4 KiB", "auto x best of ours"):
         assert target in out
     assert "ring beats recursive doubling from" in out
+    assert "ring, reference x MPI, >= 1 MiB" in out
     assert "(the same, buffer written first" in out
     assert plot.stat().st_size > 0
