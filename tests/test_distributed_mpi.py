@@ -35,8 +35,8 @@ CORRECTNESS = """
     sys.path.insert(0, sys.argv[1])
     from test_distributed_simulate import DTYPES, rank_data, reference
 
-    from minidl.distributed import ALGORITHMS, OPS, allgather, allreduce, broadcast, chunk_bounds
-    from minidl.distributed import reduce, reduce_scatter
+    from minidl.distributed import ALGORITHMS, OPS, allgather, allreduce, alltoall, broadcast
+    from minidl.distributed import chunk_bounds, gather, reduce, reduce_scatter, scatter
     from minidl.testing import report
 
     comm = MPI.COMM_WORLD
@@ -104,6 +104,42 @@ CORRECTNESS = """
                 got = reduce(inputs[rank].copy(), "min", root, algorithm)
                 if rank == root:
                     expect(f"reduce {algorithm} root={root} n={n}", got, reference(inputs, "min"))
+
+    # Scatter, gather and alltoall: every algorithm, every root, against MPI's own
+    # Scatterv, Gatherv and Alltoall called directly, on sizes not divisible by p.
+    for n in sizes + [1009]:
+        bounds = chunk_bounds(n, p)
+        counts, starts = np.diff(bounds), np.array(bounds[:-1])
+        mine = slice(bounds[rank], bounds[rank + 1])
+        data = rank_data(p, n, np.float64, "sum")[rank]
+        for root in range(p):
+            want = np.empty(counts[rank])
+            comm.Scatterv([data, (counts, starts)] if rank == root else None, want, root=root)
+            gathered = np.empty(n) if rank == root else None
+            comm.Gatherv(data[mine].copy(), [gathered, (counts, starts)] if rank == root else None,
+                         root=root)
+            for algorithm in (*ALGORITHMS["scatter"], "mpi"):
+                got = scatter(data.copy(), root, algorithm)
+                expect(f"scatter {algorithm} root={root} n={n}", got, want)
+            for algorithm in (*ALGORITHMS["gather"], "mpi"):
+                got = gather(data.copy(), root, algorithm)
+                if rank == root:
+                    expect(f"gather {algorithm} root={root} n={n}", got, gathered)
+    for k in (0, 1, 3, 257):
+        for dtype in DTYPES:
+            data = rank_data(p, p * k, dtype, "sum")[rank]
+            want = np.empty_like(data)
+            comm.Alltoall(data, want)
+            for algorithm in (*ALGORITHMS["alltoall"], "mpi"):
+                got = alltoall(data.copy(), algorithm)
+                expect(f"alltoall {algorithm} {dtype.__name__} n={p * k}", got, want)
+    if p > 1:
+        try:
+            alltoall(np.zeros(p + 1), check=False)
+            failures.append(f"rank {rank}: alltoall took p + 1 elements")
+        except ValueError as exc:
+            if "multiple of p" not in str(exc):
+                failures.append(f"rank {rank}: alltoall's error is unclear: {exc}")
 
     # The fingerprint check's maximum, by dissemination: equal to MPI's, at every p.
     from minidl.distributed.fingerprint import _dissemination

@@ -33,35 +33,18 @@ AUTO = "auto"
 class Call:
     """One rank's call of a collective, checked.
 
-    Attributes
-    ----------
-    collective : str
-        ``"allreduce"``, ``"broadcast"``, ...
-    comm : mpi4py.MPI.Intracomm
-        The communicator (``MPI.COMM_WORLD`` for None).
-    rank, p : int
-        This rank and the number of ranks of ``comm``.
-    n : int
-        Elements in the buffer.
-    dtype : numpy.dtype
-        Their type.
-    op : str or None
-        The reduction (None for collectives that do not reduce).
-    algorithm : str or callable
-        The schedule to run: a name of :data:`~minidl.distributed.ALGORITHMS`
-        (``"auto"`` already replaced by the model's pick), a schedule function,
-        or ``"mpi"`` for MPI's own collective.
-    root : int
-        The root (0 for collectives without one).
-    fields : tuple of (str, int or str) pairs
-        The call as the agreement check compares it across ranks (see
-        :mod:`minidl.distributed.fingerprint`), with the executor's name.
-    model : Calibration or None
-        For ``"auto"``, the model that chose the algorithm.
-    hashed : int
-        ``digest(fields)``, computed once.
-    plan : Any
-        The fast executor's compiled schedule, kept with the call once made.
+    Its fields: ``collective`` (``"allreduce"``, ...); ``comm``, the
+    communicator (``MPI.COMM_WORLD`` for None), with this ``rank`` and its
+    size ``p``; ``n`` elements of type ``dtype`` in the buffer; ``op``, the
+    reduction (None for collectives that do not reduce); ``algorithm``, the
+    schedule to run: a name of :data:`~minidl.distributed.ALGORITHMS`
+    (``"auto"`` already replaced by the model's pick), a schedule function,
+    or ``"mpi"`` for MPI's own collective; ``root`` (0 for collectives
+    without one); ``fields``, the call as the agreement check compares it
+    across ranks (see :mod:`minidl.distributed.fingerprint`), with the
+    executor's name, and ``hashed``, their digest, computed once; ``model``,
+    for ``"auto"``, the model that chose; ``plan``, the fast executor's
+    compiled schedule, kept with the call once made.
     """
 
     collective: str

@@ -236,6 +236,11 @@ class PlannedRound:
     """For each message of ``reduces``, whether it is copied in, not reduced:
     a receive into a range the round also sends lands in scratch like a
     reduced one, and is copied in once those sends have left (a swap)."""
+    in_flight: int = IN_FLIGHT
+    """How many messages of ``reduces`` are received into scratch at once.
+    All of them in a round that copies some (alltoall's): there a message
+    may wait for a send whose own receive would otherwise be posted only
+    later, on this very rank (a message to itself), and never complete."""
 
 
 @dataclass(frozen=True)
@@ -412,9 +417,12 @@ def compile_plan(
             slot = rnd.recvs[0].count if exchange.staged else 0
         else:
             slot = max((r.stop - r.start for r in reduces), default=0)
-        planned.append(PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot, copied))
+        in_flight = len(reduces) if any(copied) else IN_FLIGHT
+        planned.append(
+            PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot, copied, in_flight)
+        )
     scratch = max(
-        (r.slot * (1 if r.exchange else min(IN_FLIGHT, len(r.reduces))) for r in planned),
+        (r.slot * (1 if r.exchange else min(r.in_flight, len(r.reduces))) for r in planned),
         default=0,
     )
     bindable = bool(planned) and all(r.exchange is not None for r in planned)
@@ -878,24 +886,25 @@ def _pipelined(
 ) -> Generator[Any, None, float]:
     """One round: post its copies and sends, then receive and reduce segments, a few at a time.
 
-    At most :data:`IN_FLIGHT` segments are received into scratch at once. A
+    At most ``planned.in_flight`` segments (:data:`IN_FLIGHT`, unless the round
+    copies some into scratch) are received into scratch at once. A
     generator: it yields each MPI request it must wait for (the caller
     ``Wait()``s on it, or does something else and comes back), and returns
     when every message was done. Each reduction's span, from its first
     segment to its last, goes into ``spans`` when it is a dict.
     """
-    reduces, slot = planned.reduces, planned.slot
+    reduces, slot, ahead = planned.reduces, planned.slot, planned.in_flight
 
     def post(i: int) -> tuple[Any, np.ndarray]:
         """Receive reduced segment ``i`` into its slot of scratch."""
         m = reduces[i]
-        offset = (i % IN_FLIGHT) * slot
+        offset = (i % ahead) * slot
         landing = scratch[offset : offset + m.stop - m.start]
         return comm.Irecv(landing, m.peer, m.tag), landing
 
     # Receives first, so that the first messages to arrive have a place to go.
     requests = [comm.Irecv(flat[m.start : m.stop], m.peer, m.tag) for m in planned.copies]
-    in_flight = deque(post(i) for i in range(min(IN_FLIGHT, len(reduces))))
+    in_flight = deque(post(i) for i in range(min(ahead, len(reduces))))
     sends = [comm.Isend(flat[m.start : m.stop], m.peer, m.tag) for m in planned.sends]
     for i, m in enumerate(reduces):
         request, landing = in_flight.popleft()
@@ -910,8 +919,8 @@ def _pipelined(
             begun = time.perf_counter()
             reduce_into(flat[m.start : m.stop], landing)
             spans[m.part] = (spans.get(m.part, (begun,))[0], time.perf_counter())
-        if i + IN_FLIGHT < len(reduces):
-            in_flight.append(post(i + IN_FLIGHT))  # into the slot just reduced from
+        if i + ahead < len(reduces):
+            in_flight.append(post(i + ahead))  # into the slot just reduced from
     for request in requests + sends:
         yield from until_done(request)
     return time.perf_counter() if spans is not None else 0.0
