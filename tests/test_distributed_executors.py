@@ -132,3 +132,27 @@ def test_the_reference_executor_runs_on_one_rank_without_mpiexec():
         D.allreduce(buf, algorithm="ring")
         D.alltoall(buf, algorithm="bruck")
     np.testing.assert_array_equal(buf, np.arange(6, dtype=np.float32))
+
+
+MIXED = """
+    import numpy as np
+    from mpi4py import MPI
+
+    import minidl.distributed as D
+    from minidl.testing import report
+
+    rank = MPI.COMM_WORLD.rank
+    with D.use("reference" if rank == 0 else "fast"):
+        try:
+            D.allreduce(np.ones(5))
+            report("no error")
+        except ValueError as exc:
+            report(str(exc))
+"""
+
+
+@pytest.mark.mpi
+def test_ranks_on_different_executors_are_told_so_not_left_hanging():
+    job = run_mpi(MIXED, 3, timeout=60)
+    for message in job.results:
+        assert "executor: 'reference' on rank 0; 'fast' on ranks 1, 2" in message

@@ -142,7 +142,8 @@ CORRECTNESS = """
                 failures.append(f"rank {rank}: alltoall's error is unclear: {exc}")
 
     # The fingerprint check's maximum, by dissemination: equal to MPI's, at every p.
-    from minidl.distributed.fingerprint import _dissemination
+    from minidl.distributed.fast.agreement import _dissemination
+    from minidl.distributed.fingerprint import maximum as plain_maximum
 
     agreement = _dissemination(comm)
     rng = np.random.default_rng(rank + 1)
@@ -152,6 +153,9 @@ CORRECTNESS = """
         comm.Allreduce(MPI.IN_PLACE, want, op=MPI.MAX)
         if agreement.maximum(a, b) != tuple(want.tolist()):
             failures.append(f"the check's maximum on rank {rank}: not MPI's")
+            break
+        if plain_maximum(comm, a, b) != tuple(want.tolist()):
+            failures.append(f"the reference check's maximum on rank {rank}: not MPI's")
             break
 
     # A sub-communicator: even and odd ranks reduce separately.

@@ -447,7 +447,9 @@ def _agree(call: Call, check: bool) -> None:
     Collective: a tiny one, skipped with ``check=False`` (on every rank alike).
     """
     if check:
-        check_agreement(call.comm, call.collective, call.fields, _names_a_rank_may_pass(), call.hashed)
+        names = _names_a_rank_may_pass()
+        take_maximum = executors.current().maximum
+        check_agreement(call.comm, call.collective, call.fields, names, call.hashed, take_maximum)
 
 
 def _schedule(call: Call) -> Any:
@@ -481,7 +483,7 @@ def _start(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> C
 
 
 def _names_a_rank_may_pass() -> Iterator[str]:
-    """Every collective, op, dtype and algorithm name: how a mismatch error names them.
+    """Every collective, op, dtype, algorithm and executor name: how a mismatch error names them.
 
     A generator, so that the names are only listed when there is a mismatch.
     """
@@ -489,6 +491,7 @@ def _names_a_rank_may_pass() -> Iterator[str]:
     yield from OPS
     yield from (dtype.name for dtype in DTYPES)
     yield MPI_BUILTIN
+    yield from executors.EXECUTORS
     for algorithms in ALGORITHMS.values():
         yield from algorithms
 

@@ -2,8 +2,9 @@
 
 Every collective takes four steps (see :mod:`minidl.distributed.collectives`):
 validate its arguments, agree with the other ranks, schedule, run. The
-executor does three of them. The reference one does them plainly
-(:func:`~minidl.distributed.call.check_call`,
+executor does them. The reference one does them plainly
+(:func:`~minidl.distributed.call.check_call`, the plain dissemination of
+:func:`~minidl.distributed.fingerprint.maximum`,
 :func:`~minidl.distributed.schedules.rounds_of`, :mod:`minidl.distributed.run`);
 the fast one (:mod:`minidl.distributed.fast`) does the same, tuned, with the
 same results to the bit. The fast one is the default.
@@ -23,6 +24,7 @@ from typing import Any, Literal, NamedTuple
 
 from minidl.distributed import run as reference_run
 from minidl.distributed.call import Call, check_call
+from minidl.distributed.fingerprint import maximum as dissemination_maximum
 from minidl.distributed.schedules import rounds_of
 
 
@@ -33,6 +35,9 @@ class Executor(NamedTuple):
     """``"reference"`` or ``"fast"``."""
     validate: Callable[..., Call]
     """``validate(collective, buf, op, algorithm, root, comm)``: check the call."""
+    maximum: Callable[[Any, int, int], tuple[int, int]]
+    """``maximum(comm, a, b)``: the agreement check's collective (see
+    :mod:`~minidl.distributed.fingerprint`)."""
     schedule: Callable[[Call], Any]
     """``schedule(call)``: this rank's rounds, in the form ``run`` takes."""
     run: Callable[..., None]
@@ -50,14 +55,19 @@ def _reference_schedule(call: Call) -> Any:
 
 
 REFERENCE = Executor(
-    "reference", _reference_validate, _reference_schedule, reference_run.run, reference_run.start
+    "reference",
+    _reference_validate,
+    dissemination_maximum,
+    _reference_schedule,
+    reference_run.run,
+    reference_run.start,
 )
 
 
 def _fast() -> Executor:
     from minidl.distributed import fast
 
-    return Executor("fast", fast.validate, fast.schedule, fast.run, fast.start)
+    return Executor("fast", fast.validate, fast.maximum, fast.schedule, fast.run, fast.start)
 
 
 EXECUTORS = ("reference", "fast")

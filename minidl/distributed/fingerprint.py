@@ -3,31 +3,25 @@
 If one rank passes 1000 elements and another 999, a collective built from
 point-to-point messages deadlocks or silently corrupts data. So, before the
 first message, every rank hashes its call (collective, element count, dtype,
-op, algorithm, root) into one 62-bit number ``h``, and the ranks take the
-maximum of ``(h, -h)``, two integers: they agree exactly when the largest
-``h`` is also the smallest. Only when they differ do they exchange every
-field (an ``Allgather``), so that every rank raises the same error naming
-who passed what.
+op, algorithm, root, executor) into one 62-bit number ``h``, and the ranks
+take the maximum of ``(h, -h)``, two integers: they agree exactly when the
+largest ``h`` is also the smallest. Only when they differ do they exchange
+every field (an ``Allgather``), so that every rank raises the same error
+naming who passed what.
 
-Its cost is one tiny collective per call, and on two ranks that shows: done
-with MPI's ``Allreduce``, the check slowed a 1 MiB allreduce by 5-9%, about
-twice the check's own time (measured, not explained). So the maximum is
-taken by *dissemination* (see :class:`_Dissemination`) on persistent
-requests made once per communicator: on two ranks, one exchange of 16 bytes
-and a few lines of Python, about 4 us where ``Allreduce`` and its NumPy
-arrays took 6 (measured on two ranks only: on more, each of its ``ceil(lg
-p)`` rounds costs a little Python, where MPI's rounds run in C). The hash of
-a call is computed once, with its plan (the collectives keep it).
+Its cost is one tiny collective per call: the maximum by *dissemination*
+(:func:`maximum`), ``ceil(lg p)`` exchanges of 16 bytes. The fast path sends
+the same messages on persistent requests
+(:mod:`minidl.distributed.fast.agreement`), so that a rank on one executor
+and a rank on the other still meet, and the check then tells them so.
 Benchmarks switch the check off with ``check=False`` (on every rank alike).
 """
 
 from __future__ import annotations
 
-import atexit
 import hashlib
-import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -53,6 +47,7 @@ def check_agreement(
     fields: tuple[tuple[str, int | str], ...],
     names: Iterable[str],
     hashed: int | None = None,
+    take_maximum: Callable[[Any, int, int], tuple[int, int]] | None = None,
 ) -> None:
     """Raise ValueError on every rank of ``comm`` unless all ranks passed equal ``fields``.
 
@@ -75,6 +70,9 @@ def check_agreement(
     hashed : int, optional
         ``digest(fields)``, if the caller keeps it (even finding it in a
         cache by ``fields`` costs a few percent of the check).
+    take_maximum : callable, optional
+        ``f(comm, a, b)``, the maximum over the ranks of two int64s:
+        :func:`maximum` (default), or the fast path's, which sends the same messages.
 
     Raises
     ------
@@ -83,7 +81,7 @@ def check_agreement(
         each differing field with the ranks that passed each value.
     """
     h = digest(fields) if hashed is None else hashed
-    largest, minus_smallest = _dissemination(comm).maximum(h, -h)
+    largest, minus_smallest = (take_maximum or maximum)(comm, h, -h)
     if largest == -minus_smallest:
         return
     mine = np.array([_code(v) for _, v in fields], dtype=np.int64)
@@ -113,6 +111,37 @@ def check_agreement(
     )
 
 
+CHECK_TAG = TAG - 1
+"""The MPI tag of the check's messages: one below the collectives'
+:data:`~minidl.distributed.run.TAG`, whose tags count upwards, so that a
+check never matches a collective's message."""
+
+
+def maximum(comm: Any, a: int, b: int) -> tuple[int, int]:
+    """The maximum over the ranks of ``comm`` of ``a`` and that of ``b`` (int64s): collective.
+
+    By dissemination: in round ``k`` every rank ``r`` sends the largest
+    values it has seen so far to rank ``r + 2**k`` and takes the maximum with
+    what rank ``r - 2**k`` sent it (modulo ``p``). After ``ceil(lg p)``
+    rounds every rank has seen every rank's values, some of them twice,
+    which a maximum does not mind: unlike recursive doubling it needs no
+    extra rounds when ``p`` is not a power of two, but it only works for
+    idempotent operations. The values travel as 16 bytes, as the fast
+    path's do.
+    """
+    mpi = mpi_module()
+    p, r = comm.Get_size(), comm.Get_rank()
+    seen = np.array([a, b], dtype=np.int64)
+    arrived = np.empty(2, dtype=np.int64)
+    distance = 1
+    while distance < p:
+        out, into = (r + distance) % p, (r - distance) % p
+        comm.Sendrecv([seen, mpi.BYTE], out, CHECK_TAG, [arrived, mpi.BYTE], into, CHECK_TAG)
+        np.maximum(seen, arrived, out=seen)
+        distance *= 2
+    return int(seen[0]), int(seen[1])
+
+
 def _decode(code: int, like: int | str, decode: dict[int, str]) -> str:
     """The value behind ``code``, for a field whose value on this rank is ``like``."""
     if isinstance(like, int):
@@ -120,96 +149,3 @@ def _decode(code: int, like: int | str, decode: dict[int, str]) -> str:
     return repr(decode[code]) if code in decode else f"an unknown value (checksum {code})"
 
 
-CHECK_TAG = TAG - 1
-"""The MPI tag of the check's messages: one below the executor's
-:data:`~minidl.distributed.run.TAG`, whose tags count upwards, so that a
-check never matches a collective's message."""
-
-DISSEMINATIONS = 64
-"""How many communicators keep their check's persistent requests (those of
-the communicator checked first are freed first)."""
-
-
-_PAIR = struct.Struct("<2q")
-"""Two int64s, as :class:`_Dissemination` sends them."""
-
-
-class _Dissemination:
-    """The maximum over the ranks of ``comm`` of two int64s, by dissemination.
-
-    In round ``k`` every rank ``r`` sends the largest values it has seen so
-    far to rank ``r + 2**k`` and takes the maximum with what rank ``r - 2**k``
-    sent it (modulo ``p``). After ``ceil(lg p)`` rounds every rank has seen
-    every rank's values, some of them twice, which a maximum does not mind:
-    unlike recursive doubling it needs no extra rounds when ``p`` is not a
-    power of two, but it only works for idempotent operations.
-
-    The communicator stays alive while this holds requests on it, even after
-    a program frees it, until the oldest are freed (see
-    :data:`DISSEMINATIONS`) or the program exits.
-
-    Every microsecond counts here, so the requests are persistent (made once,
-    started every call: on 16 bytes, setting a request up costs as much as
-    sending it) and the values travel in plain bytes, packed and unpacked
-    with :mod:`struct` (a NumPy call costs more than the whole arithmetic).
-    """
-
-    def __init__(self, comm: Any) -> None:
-        p, r = comm.Get_size(), comm.Get_rank()
-        mpi = mpi_module()
-        self._startall, self._waitall = mpi.Prequest.Startall, mpi.Request.Waitall
-        self.comm = comm  # held, so that the id it is cached under stays its own
-        self.seen = bytearray(_PAIR.size)  # what every round sends
-        distances = [1 << k for k in range((p - 1).bit_length())]  # ceil(lg p) rounds
-        self.arrived = [bytearray(_PAIR.size) for _ in distances]
-        self.rounds = [
-            [
-                comm.Recv_init([arrived, mpi.BYTE], (r - d) % p, CHECK_TAG),
-                comm.Send_init([self.seen, mpi.BYTE], (r + d) % p, CHECK_TAG),
-            ]
-            for arrived, d in zip(self.arrived, distances)
-        ]
-        self.steps = list(zip(self.rounds, self.arrived))
-
-    def maximum(self, a: int, b: int) -> tuple[int, int]:
-        """The maximum over the ranks of ``a`` and that of ``b`` (int64s)."""
-        seen, startall, waitall = self.seen, self._startall, self._waitall
-        for requests, arrived in self.steps:
-            _PAIR.pack_into(seen, 0, a, b)
-            startall(requests)
-            waitall(requests)
-            their_a, their_b = _PAIR.unpack_from(arrived)
-            if their_a > a:
-                a = their_a
-            if their_b > b:
-                b = their_b
-        return a, b
-
-    def free(self) -> None:
-        """Free the persistent requests (all inactive: :meth:`maximum` waits for them)."""
-        for requests in self.rounds:
-            for request in requests:
-                request.Free()
-        self.rounds, self.steps = [], None  # used after this, it fails rather than agree
-
-
-_DISSEMINATIONS: dict[int, _Dissemination] = {}
-"""Each communicator's :class:`_Dissemination`, by ``id``, the oldest first."""
-
-
-def _dissemination(comm: Any) -> _Dissemination:
-    """``comm``'s :class:`_Dissemination`, made on its first check."""
-    found = _DISSEMINATIONS.get(id(comm))
-    if found is None:
-        if len(_DISSEMINATIONS) >= DISSEMINATIONS:
-            _DISSEMINATIONS.pop(next(iter(_DISSEMINATIONS))).free()
-        found = _DISSEMINATIONS[id(comm)] = _Dissemination(comm)
-    return found
-
-
-@atexit.register
-def _free_disseminations() -> None:
-    """At exit, before MPI finalizes (mpi4py does it later): free every persistent request."""
-    if _DISSEMINATIONS and not mpi_module().Is_finalized():
-        while _DISSEMINATIONS:
-            _DISSEMINATIONS.popitem()[1].free()

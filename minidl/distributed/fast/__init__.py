@@ -7,6 +7,8 @@ reference step does, faster:
 
 - :func:`validate`: the last call on each buffer is remembered, and the next
   one only compared with it (:mod:`~minidl.distributed.fast.calls`);
+- :func:`maximum`: the agreement check's maximum by dissemination on
+  persistent requests (:mod:`~minidl.distributed.fast.agreement`);
 - :func:`schedule`: the rounds compiled once into a plan of MPI messages:
   long messages cut into segments so that reduction overlaps transfer, mid-length
   ones of short buffers into pieces under MPICH's single-copy threshold, scratch
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from minidl.distributed.call import Call
 from minidl.distributed.fast import executor
+from minidl.distributed.fast.agreement import maximum
 from minidl.distributed.fast.calls import validate
 from minidl.distributed.fast.executor import Plan, execute, start
 
@@ -43,4 +46,4 @@ def schedule(call: Call) -> Plan:
     return plan
 
 
-__all__ = ["run", "schedule", "start", "validate"]
+__all__ = ["maximum", "run", "schedule", "start", "validate"]
