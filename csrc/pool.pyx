@@ -15,7 +15,8 @@ only the outputs (forward) or the input gradient (backward) of its own
 planes, so threads never write the same memory and the result does not
 depend on the thread count. The number of threads is at most
 ``_num_threads``, which :func:`minidl.kernels.set_num_threads` sets (it
-starts as ``OMP_NUM_THREADS``, or the number of cores when that is unset), and
+starts as ``OMP_NUM_THREADS``, or 1 when that is unset: see there why not
+the number of cores), and
 one per ``GRAIN`` elements of work, so a small call stays on one thread.
 
 Debugging tip: ``minidl.kernels.use("numpy")`` switches every caller to the

@@ -8,8 +8,10 @@ friends); ``tests/test_kernels_reduce.py`` checks that both agree exactly.
 Memory: reads ``src`` and ``dst`` once and writes ``dst`` once; allocates
 nothing. Both arrays must be C-contiguous with the same shape and dtype, so the
 loop runs over one flat range of ``dst.size`` elements. The loops are plain C
-``for`` loops that ``-O3`` auto-vectorises; the GIL is released so a
-communication thread can run one while Python code goes on.
+``for`` loops that ``-O3`` auto-vectorises. The GIL is released around the
+loop: minidl itself runs every collective on the calling thread (no
+communication thread: see ``minidl.parallel.reducer``), but a program of
+yours that reduces in a thread of its own lets the others run meanwhile.
 
 Debugging tip: ``minidl.kernels.use("numpy")`` switches every caller to the
 reference without recompiling.
