@@ -7,9 +7,12 @@ its own gradients, and afterwards every rank holds their sum. minidl writes
 each allreduce algorithm once, as a *schedule* that says, round by round,
 what one rank sends to whom and what it receives. This tutorial prints the
 schedule of the ring allreduce, draws it, runs it on 4 and on 64 simulated
-ranks in this one process, prices the algorithms with the alpha-beta-gamma
-cost model, and finally runs them on two real MPI ranks under ``mpiexec`` to
-see how well the model predicts them.
+ranks in this one process, and prices the algorithms with the
+alpha-beta-gamma cost model. Then it reads the short path from
+``allreduce`` to MPI's ``Isend`` (the reference executor), runs the
+algorithms on two real MPI ranks under ``mpiexec`` against the model, and
+shows what the fast executor changes and what that buys, measured as this
+page was built. It ends with scatter, gather and alltoall.
 """
 
 # %%
@@ -125,14 +128,114 @@ fig.tight_layout()
 print("auto picks, by size:", {s: model.choose(64, s) for s in (1 << 10, 1 << 16, 1 << 24)})
 
 # %%
+# From ``allreduce`` to ``comm.Isend``: two files
+# -----------------------------------------------
+# On real MPI ranks, :func:`minidl.distributed.allreduce` runs the same
+# schedules, and the path from the call to the first MPI message is short
+# enough to read in full. It crosses two files. The first is
+# ``minidl/distributed/collectives.py``, where every collective takes the
+# same four steps. This is ``allreduce`` itself, as it is in the source
+# (read with :func:`inspect.getsource`, so it cannot drift; only its long
+# docstring is cut to its first line):
+import ast
+import inspect
+import textwrap
+
+from minidl.distributed import allreduce, backend, executors, run, use
+
+
+def without_docstring(function):
+    """The source of ``function``, with its docstring cut down to its first line."""
+    source = textwrap.dedent(inspect.getsource(function))
+    definition = ast.parse(source).body[0]
+    docstring = definition.body[0]
+    lines = source.splitlines()
+    summary = ast.get_docstring(definition).splitlines()[0]
+    indent = " " * docstring.col_offset
+    kept = lines[: docstring.lineno - 1] + [f'{indent}"""{summary} ..."""']
+    return "\n".join(kept + lines[docstring.end_lineno :])
+
+
+print(without_docstring(allreduce))
+
+# %%
+# The four steps are:
+#
+# 1. ``_validate`` checks what this rank passed (buffer, dtype, op,
+#    algorithm, communicator) and returns a ``Call`` that holds it, checked;
+# 2. ``_agree`` makes sure every rank made the same call (see *When the
+#    ranks disagree* below), so that a mistake raises instead of hanging;
+# 3. ``_schedule`` asks for this rank's rounds: the very ``Round`` records
+#    that :func:`~minidl.distributed.schedule` printed at the top;
+# 4. ``_run`` performs them on the buffer, in place.
+#
+# Steps 1, 3 and 4 are done by the *executor* that is active, and step 2
+# uses its way of taking a maximum over the ranks. There are two executors,
+# as the kernels have two backends, and the module
+# ``minidl/distributed/executors.py`` is only the table of which function
+# does which step. Here it is, for both, read from that table:
+with use("reference"):
+    reference = executors.current()
+with use("fast"):
+    fast = executors.current()
+print(f"{'step':<10}{'reference executor':<50}fast executor")
+for step in ("validate", "maximum", "schedule", "run", "start"):
+    plain, tuned = getattr(reference, step), getattr(fast, step)
+    print(
+        f"{step:<10}{plain.__module__ + '.' + plain.__name__:<50}"
+        f"{tuned.__module__}.{tuned.__name__}"
+    )
+
+# %%
+# The second file is the reference executor, ``minidl/distributed/run.py``:
+# about a hundred lines, read first. Its ``run`` only drives a generator,
+# ``start``, to the end:
+print(without_docstring(run.run))
+
+# %%
+# and ``start`` is the whole algorithm. Again the real source:
+print(inspect.getsource(run.start))
+
+# %%
+# Read it one round at a time:
+#
+# * Each receive gets a fresh *landing* array. The data may not go straight
+#   into the buffer: the same round may still be sending from that range
+#   (recursive doubling sends and reduces the same elements), and a receive
+#   that reduces must be added to what is there, not written over it.
+# * Receives are posted (``Irecv``) before sends (``Isend``), so that a
+#   message that arrives early finds its landing array ready, and MPI need
+#   not hold it aside. The sends go straight from a slice of the buffer, a
+#   view, so nothing is copied.
+#   Because every message of the round is posted before any is waited for,
+#   no rank blocks in a send while its peer blocks in another: no deadlock,
+#   whatever the order in which the ranks get there.
+# * ``AllOf`` wraps MPI's ``Testall`` and ``Waitall``, so a round's requests
+#   can be tested and waited on as one. While they are not all done, the
+#   generator *yields* them: ``run`` waits and calls ``next`` again, while
+#   :func:`~minidl.distributed.iallreduce` (below) hands control back to
+#   your code in between.
+# * Then each landing array is reduced into its range of the buffer by the
+#   compiled kernel (or copied there, for a receive that copies).
+# * Every message carries the same ``TAG``. MPI never lets a message
+#   overtake an earlier one with the same sender, tag and communicator, so
+#   two messages between the same ranks arrive in the order the schedule
+#   lists them.
+#
+# That is all the reference executor does; the timing (``began``,
+# ``arrived``) only feeds the optional trace. It is correct for every
+# schedule that keeps the rules of :mod:`minidl.distributed.steps`, and it
+# is slower than it could be. The fast executor, the default, is the same
+# idea tuned; we come back to it once we have seen real ranks.
+
+# %%
 # On real ranks, against the model
 # --------------------------------
-# The same schedules run on real MPI ranks: :func:`minidl.distributed.allreduce`
-# sends with mpi4py's buffer methods and reduces with the compiled kernel.
-# The script below calibrates the model on the machine it runs on
-# (:func:`~minidl.distributed.calibrate` times exchanges between ranks 0 and 1 and
-# the reduction kernel), then times the ring, recursive doubling and MPI's own
-# ``Allreduce`` over a range of sizes. It must run under ``mpiexec``;
+# Now the ranks are real. The script below calibrates the model on the
+# machine it runs on (:func:`~minidl.distributed.calibrate` times exchanges
+# between ranks 0 and 1 and the reduction kernel), then times the ring,
+# recursive doubling and MPI's own ``Allreduce`` over a range of sizes, all
+# on the default (fast) executor. It must run under ``mpiexec``;
 # :func:`~minidl.testing.run_mpi` starts it on two ranks with the command a
 # student would type::
 #
@@ -227,9 +330,10 @@ print("this process's model for auto:", calibration.current())
 # arrived: reduce it, post the next round) and says whether it is done;
 # ``request.wait()`` finishes it. In between, the rank computes. This is how
 # data-parallel training overlaps the all-reduce of one layer's gradients
-# with the backward pass of the layers before it, without a thread. (Inside,
-# the executor runs each round as a Python generator that yields the MPI
-# request it waits on.)
+# with the backward pass of the layers before it, without a thread. Inside,
+# the request holds the executor's generator, the ``start`` printed above
+# (or the fast executor's own), and each ``test()`` moves it on by one
+# ``next``.
 #
 # One rule: finish a started collective before starting another of minidl's
 # on the same communicator. Their messages carry the same tags, so two at
@@ -302,28 +406,7 @@ print(f"and it sums like the blocking one: 1 + 2 = {result['sum']:.0f}")
 # tests, and the work between two tests must be short for the messages to
 # keep moving; on a network, the card moves them meanwhile. And short
 # messages are best left blocking: on a few kilobytes, the Python that moves
-# a request along costs as much as the messages. For the same reason an
-# ``allreduce`` of a buffer of up to 4 MiB keeps its messages set up between
-# calls (MPI's *persistent* requests, ``Send_init``/``Recv_init``), so that
-# a loop reducing the same buffer starts them again instead of describing
-# them to MPI every time.
-#
-# One more thing a real MPI library does behind its point-to-point calls:
-# MPICH sends a message of 8 KiB or more between two ranks of one machine
-# with a *single copy* (the receiver reads the sender's memory through the
-# kernel), and shorter ones through shared-memory cells. The single copy is
-# slow right after the sender wrote the data, which in a collective it
-# always has; so on a short buffer minidl cuts each step of 8 KiB or more
-# into pieces under 8 KiB (``minidl.distributed.fast.executor.PIECE_BYTES``), started
-# together. The plan shows them: recursive doubling on 2 ranks over 32 KiB
-# of float32 sends one step, in 5 messages with tags of their own.
-
-from minidl.distributed.fast import executor
-
-layout = executor.SEGMENT_BYTES, executor.PIECE_BYTES
-plan = executor.plan_of("allreduce", "recursive_doubling", 2, 0, 8192, 0, 4, *layout)
-for m in plan.rounds[0].exchange.sends:
-    print(f"to rank {m.peer}: elements {m.start:5d} to {m.stop:5d}, tag {m.tag}")
+# a request along costs as much as the messages.
 
 # %%
 # When the ranks disagree
@@ -333,9 +416,10 @@ for m in plan.rounds[0].exchange.sends:
 # 1000, the ring's chunks no longer line up: a message is longer than its
 # receive, or a rank waits for one that never comes. So before its first
 # message every collective checks that the ranks agree: each rank hashes
-# what it passed (collective, size, dtype, op, algorithm, root) and the ranks
-# take the maximum of the hash and of minus the hash; these are equal only if
-# every rank's hash is the same. If not, the ranks exchange what they passed,
+# what it passed (collective, size, dtype, op, algorithm, root, executor)
+# and the ranks take the maximum of the hash and of minus the hash; these
+# are equal only if every rank's hash is the same. If not, the ranks
+# exchange what they passed,
 # and every rank raises the same error naming who passed what, instead of
 # hanging. Below, rank 1 passes one element more:
 DISAGREE = """
@@ -359,11 +443,327 @@ for rank, message in enumerate(run_mpi(DISAGREE, 2, timeout=60).results):
 
 # %%
 # The check is one collective on two integers, so its cost is latency:
-# between two ranks, one exchange of 16 bytes. To make it as short as it can
-# be, it takes the maximum by *dissemination* (in round ``k`` each rank sends
-# what it has seen to rank ``r + 2**k`` and keeps the larger values; after
+# between two ranks, one exchange of 16 bytes. To keep it that short, it
+# takes the maximum by *dissemination*: in round ``k`` each rank sends what
+# it has seen to rank ``r + 2**k`` and keeps the larger values; after
 # ``ceil(lg p)`` rounds every rank has seen every value, some twice, which a
-# maximum does not mind) on persistent requests made once per communicator:
-# about 4 microseconds on two ranks, a few percent of a 1 MiB allreduce. A
-# loop whose ranks cannot disagree, like the timings above, passes
-# ``check=False``.
+# maximum does not mind. The reference executor sends these messages with
+# ``Sendrecv`` (:func:`minidl.distributed.fingerprint.maximum`); the fast
+# one sends the same messages more cheaply (next section). A loop whose
+# ranks cannot disagree, like the timings above, passes ``check=False``, on
+# every rank alike.
+
+# %%
+# What the fast path changes, and why
+# -----------------------------------
+# The reference executor spends its time where a student can see it: a few
+# lines of Python per round and per call, fresh arrays every round, every
+# argument checked again at every call. On a gradient bucket of a few
+# kilobytes that Python costs as much as the messages, and a training loop
+# makes the very same call on the very same buffer at every step. The fast
+# executor, ``minidl/distributed/fast/``, runs the same schedules to the
+# same bits and changes only *how*. As a diff against the reference path:
+#
+# * **Calls are remembered** (``fast/calls.py``). The last call on each
+#   buffer is kept, and the next call on that buffer only compares one tuple
+#   of arguments with it instead of checking each again: a loop repeats its
+#   calls, and every check is Python on the path of a short message.
+# * **The agreement check runs on persistent requests**
+#   (``fast/agreement.py``). They are the same dissemination messages as the
+#   reference check's ``Sendrecv``, set up once per communicator and only
+#   started at each call: the check moves 16 bytes, so describing the
+#   messages to MPI is most of its cost. The messages stay the same so that
+#   a rank on one executor still meets a rank on the other, and is told.
+# * **Schedules are compiled into plans** (``compile_plan`` and ``plan_of``
+#   in ``fast/executor.py``). The rounds become flat tuples of messages
+#   (element range, peer, tag), made once per kind of call and kept:
+#   walking ``Round`` objects costs microseconds per round, as much as a
+#   short message.
+# * **Scratch is kept** instead of fresh landing arrays at every round.
+#   Allocating an array costs as much as a short message, so short scratch
+#   stays with its plan for the next call.
+# * **An exchange round is one** ``Sendrecv``. A round of one step out and
+#   one in, like every round of the ring, needs no ``Irecv``, ``Isend`` and
+#   ``Waitall``: MPI pairs a ``Sendrecv`` without deadlock, in one Python call.
+# * **A plan is bound to its buffer on the second use** (``Bound``). A plan
+#   of exchanges over a buffer of up to 4 MiB, run again on the same array,
+#   turns its messages into MPI *persistent requests* (``Send_init``,
+#   ``Recv_init``), and each later call only starts them (``Startall``)
+#   and waits. The second use is the sign that the buffer comes back, like
+#   a gradient bucket; a buffer used once is not worth setting up.
+# * **Long messages travel in segments** (longer than ``SEGMENT_BYTES``).
+#   While the kernel reduces one segment, the next is arriving, into two
+#   segments of scratch that stay in cache where a whole chunk would not.
+# * **Mid-length steps of short buffers travel in pieces** under 8 KiB
+#   (``PIECE_BYTES``), for a reason of MPICH's, below.
+# * **Each message of a round has a tag of its own.** The reference
+#   executor can use one tag because MPI keeps messages in the order they
+#   were posted; persistent requests may be started in any order, so their
+#   tags must tell them apart.
+#
+# The pieces need a word. MPICH sends a message of 8 KiB or more between
+# two ranks of one machine with a *single copy* (the receiver reads the
+# sender's memory through the kernel), and shorter ones through
+# shared-memory cells. The single copy is slow right after the sender
+# wrote the data, which in a collective it always has; so on a buffer of
+# up to 64 KiB the fast path cuts each step of 8 KiB or more into pieces
+# under 8 KiB, started together. A plan shows them. :func:`plan_of
+# <minidl.distributed.fast.executor.plan_of>` takes the arguments of
+# :func:`~minidl.distributed.schedule` (the collective, the algorithm, ``p``
+# ranks, this ``rank``, ``n`` elements, the ``root``, which an allreduce
+# ignores), then the size of one element in bytes (``itemsize``) and the
+# two cut-offs above, which every rank must share. Recursive doubling on 2
+# ranks over 32 KiB of float32 is one exchange of the whole buffer:
+from minidl.distributed.fast import executor
+
+plan = executor.plan_of(
+    collective="allreduce",
+    algorithm="recursive_doubling",
+    p=2,
+    rank=0,
+    n=8192,
+    root=0,
+    itemsize=4,
+    segment_bytes=executor.SEGMENT_BYTES,
+    piece_bytes=executor.PIECE_BYTES,
+)
+exchange = plan.rounds[0].exchange
+print(f"rounds: {len(plan.rounds)}, an exchange: {exchange is not None}")
+print(f"every round an exchange, so it may be bound to a buffer: {plan.bindable}")
+for m in exchange.sends:
+    print(f"to rank {m.peer}: elements {m.start:5d} to {m.stop:5d}, tag {m.tag}")
+print(f"the step in is reduced: {exchange.reduce}, through {plan.scratch} elements of scratch")
+
+# %%
+# The ratio, measured as this page was built
+# ------------------------------------------
+# What does the tuning buy? The script below times the ring on both
+# executors and MPI's own ``Allreduce`` (called directly with mpi4py, as a
+# program without minidl would) on the same buffer, at 1 KiB, 64 KiB and
+# 1 MiB. The three rows take turns in short passes, in an order that rotates,
+# so that a busy moment of the machine slows them alike; each ratio is the
+# median over the passes of the ratio within one pass. The budget is small,
+# so that the docs build stays fast.
+TIMING = """
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from minidl.distributed import allreduce, use
+from minidl.testing import report
+
+comm = MPI.COMM_WORLD
+ROWS = ("reference", "fast", "MPI")
+PASSES, SLICE = 7, 0.04  # per size: 7 passes of about 0.04 s per row
+
+
+def ring():
+    allreduce(buf, algorithm="ring", check=False)
+
+
+def mpi():
+    comm.Allreduce(MPI.IN_PLACE, buf)
+
+
+def per_call(call, repeats):
+    comm.Barrier()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    # The slowest rank's time: a collective waits for it. And every rank gets
+    # the same number back, so every rank makes the same number of calls.
+    return comm.allreduce(time.perf_counter() - started, op=MPI.MAX) / repeats
+
+
+def median_ratio(t, a, b):
+    # Ratio pass by pass, then the median: the rows of one pass ran within a
+    # fraction of a second of each other, while a machine's speed drifts.
+    return float(np.median(t[a] / t[b]))
+
+
+def row(name, repeats):
+    if name == "MPI":
+        return per_call(mpi, repeats)
+    with use(name):  # switched once, outside the timed loop
+        return per_call(ring, repeats)
+
+
+table = []
+for nbytes in (1 << 10, 1 << 16, 1 << 20):
+    buf = np.zeros(nbytes // 4, np.float32)  # zeros: the sums never overflow
+    repeats = {}
+    for name in ROWS:
+        row(name, 2)  # warm up: plans compiled, the fast path bound at the second call
+        repeats[name] = max(1, int(SLICE / row(name, 1)))
+    times = {name: [] for name in ROWS}
+    for k in range(PASSES):
+        for name in ROWS[k % 3 :] + ROWS[: k % 3]:
+            times[name].append(row(name, repeats[name]))
+    t = {name: np.array(seconds) for name, seconds in times.items()}
+    line = {"size": nbytes, **{name: float(np.median(t[name])) for name in ROWS}}
+    for a, b in (("reference", "MPI"), ("fast", "MPI"), ("reference", "fast")):
+        line[f"{a} / {b}"] = median_ratio(t, a, b)
+    table.append(line)
+report(table if comm.rank == 0 else None)
+"""
+
+
+def human(nbytes):
+    """1 KiB, 64 KiB, 1 MiB."""
+    return f"{nbytes >> 20} MiB" if nbytes >= 1 << 20 else f"{nbytes >> 10} KiB"
+
+
+table = run_mpi(TIMING, 2, timeout=120).results[0]
+print("ring allreduce of float32 on 2 ranks, measured at build time on this machine:")
+print(
+    f"{'size':>8} {'reference us':>13} {'fast us':>8} {'MPI us':>8}   "
+    f"{'reference / MPI':>16} {'fast / MPI':>11} {'reference / fast':>17}"
+)
+for line in table:
+    print(
+        f"{human(line['size']):>8} {line['reference'] * 1e6:>13.1f} "
+        f"{line['fast'] * 1e6:>8.1f} {line['MPI'] * 1e6:>8.1f}   "
+        f"{line['reference / MPI']:>16.2f} {line['fast / MPI']:>11.2f} "
+        f"{line['reference / fast']:>17.2f}"
+    )
+
+# %%
+# A ratio ``a / b`` above 1 means that ``a`` took longer than ``b``. The
+# last column is what the fast path's tuning buys at each size, on the
+# machine that built this page, at the moment it did: these numbers vary
+# from run to run and from machine to machine. What to look for is where
+# the time goes. On a short buffer, a call is mostly the Python around a
+# few tiny messages, which is what the fast path cuts; on a long one, it is
+# mostly moving and adding bytes, which both executors leave to MPI and to
+# the same compiled kernel.
+#
+# For careful measurements (every algorithm, sizes up to 64 MiB, more
+# passes, and the memory traffic an allreduce cannot avoid as a yardstick),
+# run ``benchmarks/bench_allreduce.py`` under ``mpiexec``: its row
+# ``ring, reference executor`` is this table's reference column, measured
+# with more care.
+
+# %%
+# Switching executors
+# -------------------
+# :func:`minidl.distributed.use` picks the executor, as
+# ``minidl.kernels.use`` picks the kernels' backend. Called plainly it
+# switches for good; as a context manager it switches back at the end of
+# the ``with``. :func:`~minidl.distributed.backend` says which one is active:
+print("default:", backend())
+with use("reference"):
+    print('inside with use("reference"):', backend())
+print("after the with:", backend())
+
+# %%
+# Both executors run the same rounds and add the same numbers in the same
+# order, so their results are *bit-identical*, not merely close. The script
+# below checks it for every allreduce algorithm on 3 ranks (on 2, ``a + b``
+# is ``b + a`` whatever the order; from 3 on, the order of the sums
+# matters), on rank- and index-dependent data of a prime number of
+# elements. MPI's own ``Allreduce`` adds in an order of its own, so its bits
+# need not match; the last column says whether they do here. At the end,
+# rank 1 alone switches to the reference executor, which the ranks must not
+# do: the agreement check tells every rank so.
+USE = """
+import numpy as np
+from mpi4py import MPI
+
+from minidl.distributed import ALGORITHMS, allreduce, use
+from minidl.testing import report
+
+comm = MPI.COMM_WORLD
+data = np.random.default_rng(comm.rank).standard_normal(10_007).astype(np.float32)
+bits = {}
+for algorithm in ALGORITHMS["allreduce"]:
+    fast = allreduce(data.copy(), algorithm=algorithm)  # the default executor
+    with use("reference"):
+        reference = allreduce(data.copy(), algorithm=algorithm)
+    mpi = allreduce(data.copy(), algorithm="mpi")
+    bits[algorithm] = (reference.tobytes() == fast.tobytes(), mpi.tobytes() == fast.tobytes())
+
+if comm.rank == 1:
+    use("reference")  # for good, and on this rank only: a mistake
+try:
+    allreduce(np.ones(8, np.float32))
+    message = "no error"
+except ValueError as error:
+    message = str(error)
+report({"bits": bits, "mixed": message})
+"""
+
+ranks = run_mpi(USE, 3, timeout=120).results
+print(f"{'algorithm':<20}{'reference == fast':>19}{'MPI == fast':>13}   (on every rank)")
+for algorithm in ranks[0]["bits"]:
+    same = [all(rank["bits"][algorithm][i] for rank in ranks) for i in (0, 1)]
+    print(f"{algorithm:<20}{same[0]!s:>19}{same[1]!s:>13}")
+print()
+print("rank 0:", ranks[0]["mixed"])
+
+# %%
+# Beyond allreduce: scatter, gather and alltoall
+# ----------------------------------------------
+# Three more of MPI's collectives are written the same way: a schedule per
+# algorithm that can be printed, simulated, priced and drawn, and run on
+# real ranks by either executor. :func:`~minidl.distributed.scatter` sends
+# chunk ``r`` of the root's buffer to rank ``r``. Its binomial tree takes
+# ``ceil(lg p)`` rounds: in each, every rank that holds chunks for others
+# hands half of them on. On 4 ranks, the root sends chunks 2-3 to rank 2,
+# which passes chunk 3 on to rank 3 while the root sends chunk 1 to rank 1:
+print(schedule("binomial", 4, 0, 8, collective="scatter"))
+print(schedule("binomial", 4, 2, 8, collective="scatter"))
+
+# %%
+# :func:`~minidl.distributed.gather` is the same rounds played backwards.
+# :func:`~minidl.distributed.alltoall` is the new kind: every rank sends a
+# block of its own to *every* rank. The buffer is ``p`` equal blocks, and
+# block ``j`` is meant for rank ``j``. The pairwise algorithm swaps one block
+# with each other rank in turn, ``p - 1`` exchanges (and one idle round,
+# when the partner would be the rank itself). Rank 1 of 4:
+print(schedule("pairwise", 4, 1, 8, collective="alltoall"))
+
+# %%
+# Stack the ``p`` buffers as the rows of a matrix of blocks, and alltoall
+# *transposes* it: afterwards block ``j`` of rank ``i`` holds what rank
+# ``j`` meant for rank ``i``. Simulated on 4 ranks, one element per block,
+# labelled ``10 i + j`` for "from rank ``i``, for rank ``j``":
+p = 4
+inputs = [np.array([10 * i + j for j in range(p)]) for i in range(p)]
+outputs, _ = simulate("pairwise", inputs, collective="alltoall")
+print("before, one row per rank:\n", np.stack(inputs))
+print("after:\n", np.stack(outputs))
+print("a block transpose:", np.array_equal(np.stack(outputs), np.stack(inputs).T))
+
+# %%
+# Drawn, the pairwise alltoall is a set of swaps (dashed: copied in, not
+# reduced), a different partner in each round:
+draw_schedule("pairwise", 4, collective="alltoall")
+plt.tight_layout()
+
+# %%
+# Pairwise puts every byte on the wire once but pays one latency per peer;
+# Bruck's algorithm (``algorithm="bruck"``) pays only ``ceil(lg p)``
+# latencies but sends about half the buffer in each round. Priced on 64
+# ranks, the model prefers Bruck's for short buffers and pairwise for long
+# ones, as MPICH does:
+for nbytes in (1 << 10, 1 << 24):
+    prices = {
+        a: cost(a, 64, nbytes, alpha, beta, gamma, collective="alltoall").seconds
+        for a in ("pairwise", "bruck")
+    }
+    print(f"{nbytes:>9} bytes: " + ", ".join(f"{a} {s * 1e6:.0f} us" for a, s in prices.items()))
+
+# %%
+# What is alltoall for? Data parallelism never needs it, but two newer
+# kinds of parallelism are built on it. In *expert parallelism* (a
+# mixture-of-experts layer), each rank holds some of the experts, and each
+# token must go to the rank of the expert its router picked: block ``j`` of
+# rank ``i`` is rank ``i``'s tokens for rank ``j``'s experts. One alltoall
+# sends them, the experts run, and a second alltoall brings the results
+# home. In *sequence parallelism* (as in DeepSpeed-Ulysses), each rank
+# holds a slice of a long sequence for every attention head; attention
+# needs the whole sequence, so an alltoall re-deals the activations as the
+# whole sequence for a slice of the heads, each rank computes attention for
+# its heads, and another alltoall deals them back. On real ranks it is one
+# call, in place, like the others: ``alltoall(buf)``.
