@@ -14,7 +14,8 @@ from minidl.parallel import DistributedSampler, assign_buckets
 @pytest.mark.parametrize("n, p", [(10, 3), (12, 4), (7, 7), (5, 8), (100, 1)])
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_shards_are_disjoint_and_cover_with_pytorch_padding(n, p, shuffle):
-    shards = [list(DistributedSampler(range(n), num_replicas=p, rank=r, shuffle=shuffle, seed=4)) for r in range(p)]
+    shards = [list(DistributedSampler(range(n), num_replicas=p, rank=r, shuffle=shuffle, seed=4))
+              for r in range(p)]
     sizes = {len(s) for s in shards}
     assert sizes == {math.ceil(n / p)}
     flat = [i for s in shards for i in s]
@@ -23,7 +24,8 @@ def test_shards_are_disjoint_and_cover_with_pytorch_padding(n, p, shuffle):
 
 
 def test_drop_last_drops_the_tail_and_never_repeats():
-    shards = [list(DistributedSampler(range(10), num_replicas=3, rank=r, drop_last=True)) for r in range(3)]
+    shards = [list(DistributedSampler(range(10), num_replicas=3, rank=r, drop_last=True))
+              for r in range(3)]
     flat = [i for s in shards for i in s]
     assert all(len(s) == 3 for s in shards) and len(set(flat)) == 9
 
@@ -156,9 +158,8 @@ class _Notes:
 
 
 def _reducer(cap=0.0, observer=None):
-    from minidl.parallel import Reducer
-
     import minidl
+    from minidl.parallel import Reducer
 
     minidl.manual_seed(0)
     model = models.mlp()

@@ -24,6 +24,6 @@ from minidl.parallel.sampler import DistributedSampler
 
 __all__ = [
     "DistributedDataParallel", "DistributedSampler", "Reducer", "allreduce_gradients",
-    "broadcast_parameters", "parameters_hash", "check_same_architecture", "assign_buckets", "Bucket",
-    "CommStats",
+    "broadcast_parameters", "parameters_hash", "check_same_architecture", "assign_buckets",
+    "Bucket", "CommStats",
 ]

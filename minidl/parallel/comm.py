@@ -48,8 +48,8 @@ def wait_politely(request: Any, spin: float = SPIN_SHORT, longest_sleep: float =
     peer is usually close), then for :data:`YIELD_FOR` seconds giving the
     core to whoever else is ready to run between two polls, then sleep
     between polls, a little longer each time up to ``longest_sleep``, which
-    frees the core at a small cost in latency. Pass ``spin=SPIN_LONG`` when nothing else needs the core (see
-    :func:`ranks_have_own_cores`).
+    frees the core at a small cost in latency. Pass ``spin=SPIN_LONG`` when
+    nothing else needs the core (see :func:`ranks_have_own_cores`).
     """
     deadline = time.perf_counter() + spin
     while time.perf_counter() < deadline:

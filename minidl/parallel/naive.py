@@ -2,8 +2,9 @@
 
 Compare it with :class:`~minidl.parallel.DistributedDataParallel`, whose
 :class:`~minidl.parallel.reducer.Reducer` packs gradients into a few flat
-buckets and starts each bucket's all-reduce while backward is still running. Both give the same result; the difference
-is the number of messages and whether communication hides behind compute.
+buckets and starts each bucket's all-reduce while backward is still running.
+Both give the same result; the difference is the number of messages and
+whether communication hides behind compute.
 """
 
 from __future__ import annotations

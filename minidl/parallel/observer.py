@@ -13,7 +13,6 @@ own way: the reducer's code stays the algorithm alone.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 from dataclasses import dataclass
@@ -101,7 +100,11 @@ class Recorder(Observer):
         self.stats, self.timeline = CommStats(), timeline
         self._bytes_sent = bytes_sent
         self._started = [0.0] * len(bytes_sent)  # when each bucket's all-reduce started
-        self._communicating = _Timed(self._communicated)  # reused: the blocks never nest
+        # One timer for each kind of block, reused: blocks of one kind never nest.
+        self._communicating = _Timed(self._communicated)
+        self._waits = {"all-reduces": _Timed(self._waited_for_all_reduces),
+                       "peers": _Timed(self._waited_for_peers)}
+        self._bucket: Bucket | None = None  # the one whose peers are waited for
 
     def reset(self) -> CommStats:
         """Return the statistics so far and start counting afresh."""
@@ -126,16 +129,18 @@ class Recorder(Observer):
                               bytes=bucket.nbytes, parameters=[name for name, _ in bucket.params])
 
     def waiting(self, what: str, bucket: Bucket | None = None) -> ContextManager[None]:
-        return _Timed(functools.partial(self._waited, what, bucket))
+        self._bucket = bucket
+        return self._waits[what]
 
-    def _waited(self, what: str, bucket: Bucket | None, start: float, end: float) -> None:
-        if what == "all-reduces":
-            self.stats.wait_seconds += end - start
-            self.stats.steps += 1
-        if self.timeline is None or (what == "peers" and end - start <= 1e-6):
-            return  # no timeline, or the peers were there already
-        args = {} if bucket is None else {"bucket": bucket.index}
-        self.timeline.add("main", f"wait for {what}", start, end, **args)
+    def _waited_for_all_reduces(self, start: float, end: float) -> None:
+        self.stats.wait_seconds += end - start
+        self.stats.steps += 1
+        if self.timeline is not None:
+            self.timeline.add("main", "wait for all-reduces", start, end)
+
+    def _waited_for_peers(self, start: float, end: float) -> None:
+        if self.timeline is not None and end - start > 1e-6:  # else they were there already
+            self.timeline.add("main", "wait for peers", start, end, bucket=self._bucket.index)
 
 
 class _Timed:

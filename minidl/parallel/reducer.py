@@ -39,6 +39,7 @@ class Reducer:
     buckets : list of Bucket
         Each parameter's ``.grad`` becomes its view in its bucket, and gets a hook.
     comm : mpi4py.MPI.Intracomm
+        The ranks taking part.
     algorithm : str or callable, default "ring"
         Any algorithm of :func:`minidl.distributed.allreduce`.
     overlap : bool, default True
@@ -52,11 +53,16 @@ class Reducer:
         ``False``: backward leaves the gradients local (``no_sync``).
     trace : Trace or None
         Records every message while set.
+    steps : StepCheck
+        Every rank at the same step before bucket 0 (:mod:`~minidl.parallel.step_check`).
+    waits : WaitPolicy
+        How to wait for peers (:class:`~minidl.parallel.comm.WaitPolicy`).
     """
 
     def __init__(self, buckets: list[Bucket], comm: Any, algorithm: str | ScheduleFn = "ring",
                  overlap: bool = True, observer: Observer | None = None) -> None:
-        self.buckets, self.algorithm, self.observer = buckets, algorithm, observer or Observer()
+        self.buckets, self.algorithm = buckets, algorithm
+        self.observer = observer if observer is not None else Observer()
         self.comm = comm.Dup()
         self.world_size = self.comm.Get_size()
         self.waits = WaitPolicy(self.comm)
