@@ -4,8 +4,13 @@ Every algorithm is written once, as a *schedule*: a generator that says, for
 one rank, what it sends and receives in each round (:mod:`minidl.distributed.steps`).
 Three engines run the same schedules without knowing which algorithm they run:
 
-- :func:`allreduce` and the other collectives run them on real MPI ranks
-  (:func:`iallreduce` without blocking);
+- :func:`allreduce` and the other collectives (:func:`reduce_scatter`,
+  :func:`allgather`, :func:`broadcast`, :func:`reduce`, :func:`scatter`,
+  :func:`gather`, :func:`alltoall`) run them on real MPI ranks
+  (:func:`iallreduce` without blocking), with one of two executors that give
+  the same bits: the reference one (:mod:`minidl.distributed.run`, read it
+  first) or the fast one (:mod:`minidl.distributed.fast`, the default),
+  chosen with :func:`use`;
 - :func:`simulate` runs them in one process over ``p`` in-memory buffers;
 - :func:`cost` prices them with the alpha-beta-gamma model.
 
@@ -24,7 +29,6 @@ from minidl.distributed import abort
 from minidl.distributed.calibration import Calibration, calibrate
 from minidl.distributed.checks import DTYPES, OPS
 from minidl.distributed.chunking import chunk_bounds, chunk_range
-from minidl.distributed.executors import backend, use
 from minidl.distributed.collectives import (
     allgather,
     allreduce,
@@ -37,6 +41,7 @@ from minidl.distributed.collectives import (
     scatter,
 )
 from minidl.distributed.cost import Cost, cost
+from minidl.distributed.executors import backend, use
 from minidl.distributed.request import CollectiveRequest
 from minidl.distributed.schedules import ALGORITHMS, Schedule, schedule
 from minidl.distributed.simulate import ScheduleError, Simulation, simulate

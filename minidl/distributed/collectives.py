@@ -44,6 +44,7 @@ from minidl.distributed.steps import ScheduleFn
 from minidl.distributed.trace import Trace
 from minidl.distributed.world import mpi_module
 
+
 def allreduce(
     buf: np.ndarray,
     op: str = "sum",
@@ -460,7 +461,11 @@ def _schedule(call: Call) -> Any:
 
 
 def _run(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> np.ndarray:
-    """Step 4: perform the schedule on ``buf`` in place, blocking; returns the flat view."""
+    """Step 4: perform the schedule on ``buf`` in place, blocking; returns the flat view.
+
+    On the reference executor this is :func:`minidl.distributed.run.run`: the
+    next file to read.
+    """
     flat = buf if buf.ndim == 1 else buf.reshape(-1)
     if schedule is None:
         _mpi_builtin(call, flat)
