@@ -175,7 +175,8 @@ def main() -> None:
         "--segment-kib",
         type=int,
         default=executor.SEGMENT_BYTES >> 10,
-        help="cut longer messages into segments of this many KiB (minidl.distributed.fast.executor)",
+        help="cut longer messages into segments of this many KiB "
+        "(minidl.distributed.fast.executor)",
     )
     parser.add_argument(
         "--piece-bytes",
@@ -234,7 +235,12 @@ def predicted(row: str, nbytes: int, model: Calibration) -> float:
     """The model's time for ``row``: nan for MPI's own, which the model does not describe."""
     if row in (REFERENCE, "mpi", WRITTEN[REFERENCE]):
         return float("nan")
-    mapped = {"auto": model.choose(p, nbytes), CHECKED: "ring", WRITTEN["ring"]: "ring", PLAIN: "ring"}
+    mapped = {
+        "auto": model.choose(p, nbytes),
+        CHECKED: "ring",
+        WRITTEN["ring"]: "ring",
+        PLAIN: "ring",
+    }
     algorithm = mapped.get(row, row)
     return model.predict(algorithm, p, nbytes)
 

@@ -106,7 +106,8 @@ def worker(args: argparse.Namespace) -> None:
     if ddp is None:  # no communication at all
         steps, comm_seconds, wait_seconds = 1, 0.0, 0.0
     else:
-        steps, comm_seconds, wait_seconds = max(ddp.stats.steps, 1), ddp.stats.comm_seconds, ddp.stats.wait_seconds
+        steps, comm_seconds, wait_seconds = (max(ddp.stats.steps, 1), ddp.stats.comm_seconds,
+                                             ddp.stats.wait_seconds)
 
     # The yardstick: one MPI.Allreduce of every gradient at once, per step.
     flat = np.zeros(sum(q.size for q in model.parameters()), dtype=np.float32)
@@ -129,19 +130,20 @@ def worker(args: argparse.Namespace) -> None:
         }))
 
 
-def launch(p: int, threads: tuple[int, int], model: str, batch: int, epochs: int, overlap: str, cap: str,
-           algorithm: str, samples: int) -> dict:
+def launch(p: int, threads: tuple[int, int], model: str, batch: int, epochs: int, overlap: str,
+           cap: str, algorithm: str, samples: int) -> dict:
     """Run one configuration in its own mpiexec job and return rank 0's numbers.
 
     ``threads`` is (BLAS threads, OpenMP kernel threads) per process.
     """
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads[1])}
-    cmd = [mpiexec, "-n", str(p), sys.executable, "-m", "mpi4py", HERE, "--worker", "--model", model,
-           "--blas-threads", str(threads[0]), "--omp-threads", str(threads[1]), "--batch-size", str(batch),
-           "--epochs", str(epochs), "--overlap", overlap, "--cap", cap, "--algorithm", algorithm,
-           "--samples", str(samples)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, start_new_session=True)
+    cmd = [mpiexec, "-n", str(p), sys.executable, "-m", "mpi4py", HERE, "--worker",
+           "--model", model, "--blas-threads", str(threads[0]), "--omp-threads", str(threads[1]),
+           "--batch-size", str(batch), "--epochs", str(epochs), "--overlap", overlap, "--cap", cap,
+           "--algorithm", algorithm, "--samples", str(samples)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900,
+                         start_new_session=True)
     if out.returncode != 0:
         raise SystemExit(f"configuration failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -175,7 +177,8 @@ def run_rounds(configs: dict[str, tuple], model: str, batch: int, epochs: int, s
         k = r * len(names) // repeats
         for name in names[k:] + names[:k]:
             p, threads, overlap, cap, algorithm = configs[name]
-            results[name].append(launch(p, threads, model, batch, epochs, overlap, cap, algorithm, samples))
+            results[name].append(launch(p, threads, model, batch, epochs, overlap, cap, algorithm,
+                                        samples))
     return results
 
 
@@ -218,12 +221,13 @@ def main(args: argparse.Namespace) -> None:
     rows = []
     candidates = [f"BLAS {b}, kernels {o}" for b, o in ((cores, 1), (1, cores), (cores, cores))]
     for model, batch, epochs in (("lenet28", 128, args.epochs), ("mlp", 128, args.epochs)):
-        print(f"\n{model}: global batch {batch}, {args.samples if model == 'lenet28' else 1442} samples, "
+        print(f"\n{model}: global batch {batch}, "
+              f"{args.samples if model == 'lenet28' else 1442} samples, "
               f"median of {epochs} epochs, {cores} cores")
-        print(f"P=1, P=2 overlap on/off at cap 1 and 0 MiB, and P=2 without communication: medians of "
-              f"{args.repeats} interleaved rounds; other rows: one run each")
-        print(f"{'configuration':52s} {'s/epoch':>8s} {'speedup':>8s} {'vs all-core':>11s} {'effic.':>7s} "
-              f"{'comm %':>7s} {'wait %':>7s}")
+        print("P=1, P=2 overlap on/off at cap 1 and 0 MiB, and P=2 without communication: "
+              f"medians of {args.repeats} interleaved rounds; other rows: one run each")
+        print(f"{'configuration':52s} {'s/epoch':>8s} {'speedup':>8s} {'vs all-core':>11s} "
+              f"{'effic.':>7s} {'comm %':>7s} {'wait %':>7s}")
 
         # The headline configurations, launched in interleaved rounds.
         headline = {"one thread": (1, (1, 1), "on", "1", "ring")}
@@ -234,56 +238,67 @@ def main(args: argparse.Namespace) -> None:
             headline[f"overlap {overlap}, cap {cap}"] = (2, (1, 1), overlap, cap, args.algorithm)
         measured = run_rounds(headline, model, batch, epochs, args.samples, args.repeats)
         # The all-core baseline is each round's fastest candidate.
-        best = [min(candidates, key=lambda name: measured[name][r]["epoch"]) for r in range(args.repeats)]
+        best = [min(candidates, key=lambda name: measured[name][r]["epoch"])
+                for r in range(args.repeats)]
         measured["all cores"] = [measured[name][r] for r, name in enumerate(best)]
         usual = max(candidates, key=best.count)
 
         configs = [("P=1, 1 thread", 1, "-", "-", "one thread"),
-                   (f"P=1, {cores} cores ({usual}: best in {best.count(usual)}/{args.repeats} rounds)", 1, "-",
-                    "-", "all cores"),
+                   (f"P=1, {cores} cores "
+                    f"({usual}: best in {best.count(usual)}/{args.repeats} rounds)",
+                    1, "-", "-", "all cores"),
                    ("P=2, no communication (ceiling)", 2, "-", "-", "no communication")]
         for p in (2, 4):
-            for overlap, cap in (("on", "1"), ("off", "1"), ("on", "0"), ("off", "0"), ("on", "inf")):
-                label = f"P={p}{' (oversubscribed)' if p > cores else ''}, overlap {overlap}, cap {cap} MiB"
-                name = f"overlap {overlap}, cap {cap}" if p == 2 else f"P={p}, overlap {overlap}, cap {cap}"
+            for overlap, cap in (("on", "1"), ("off", "1"), ("on", "0"), ("off", "0"),
+                                 ("on", "inf")):
+                label = (f"P={p}{' (oversubscribed)' if p > cores else ''}, "
+                         f"overlap {overlap}, cap {cap} MiB")
+                name = (f"overlap {overlap}, cap {cap}" if p == 2
+                        else f"P={p}, overlap {overlap}, cap {cap}")
                 configs.append((label, p, overlap, cap, name))
         for label, p, overlap, cap, name in configs:
             if name not in measured:  # not a headline configuration: one run
-                measured[name] = [launch(p, (1, 1), model, batch, epochs, overlap, cap, args.algorithm,
-                                         args.samples)]
+                measured[name] = [launch(p, (1, 1), model, batch, epochs, overlap, cap,
+                                         args.algorithm, args.samples)]
             runs = measured[name]
             r = median_of(runs)
             speedup = statistics.median(ratios(measured["one thread"], runs))
             vs_all = statistics.median(ratios(measured["all cores"], runs))
             print(f"{label:52s} {r['epoch']:8.3f} {speedup:7.2f}x {vs_all:10.2f}x "
-                  f"{speedup / p:6.0%} {r['comm_per_step'] / r['step']:6.0%} {r['wait_per_step'] / r['step']:6.0%}")
+                  f"{speedup / p:6.0%} {r['comm_per_step'] / r['step']:6.0%} "
+                  f"{r['wait_per_step'] / r['step']:6.0%}")
             rows.append({"model": model, "label": label, "p": p, "overlap": overlap, "cap": cap,
                          "runs": len(runs), "speedup": speedup, **r})
 
         two_runs = measured["overlap on, cap 1"]
         two = median_of(two_runs)
-        over_one, over_all = ratios(measured["one thread"], two_runs), ratios(measured["all cores"], two_runs)
-        print(f"P=2 speedup: {statistics.median(over_one):.2f}x over one thread ({spread(over_one)}), "
-              f"{statistics.median(over_all):.2f}x over one process on {cores} cores ({spread(over_all)})")
+        over_one, over_all = (ratios(measured["one thread"], two_runs),
+                              ratios(measured["all cores"], two_runs))
+        print(f"P=2 speedup: {statistics.median(over_one):.2f}x over one thread "
+              f"({spread(over_one)}), {statistics.median(over_all):.2f}x over one process "
+              f"on {cores} cores ({spread(over_all)})")
         ceiling = ratios(measured["one thread"], measured["no communication"])
         reached = ratios(measured["no communication"], two_runs, key="step")
-        print(f"P=2 ceiling (two ranks, no communication): {statistics.median(ceiling):.2f}x over one thread "
-              f"({spread(ceiling)}); DDP reaches {statistics.median(reached):.0%} of it ({spread(reached, '.0%')})")
+        print("P=2 ceiling (two ranks, no communication): "
+              f"{statistics.median(ceiling):.2f}x over one thread ({spread(ceiling)}); "
+              f"DDP reaches {statistics.median(reached):.0%} of it ({spread(reached, '.0%')})")
         for cap in ("1", "0"):
             on, off = measured[f"overlap on, cap {cap}"], measured[f"overlap off, cap {cap}"]
             step_ratio = ratios(on, off, key="step")
-            print(f"P=2 cap {cap} MiB: overlap step {median_of(on)['step'] * 1e3:.2f} ms vs no-overlap "
-                  f"{median_of(off)['step'] * 1e3:.2f} ms (ratio {statistics.median(step_ratio):.2f}, "
-                  f"{spread(step_ratio)})")
+            print(f"P=2 cap {cap} MiB: overlap step {median_of(on)['step'] * 1e3:.2f} ms "
+                  f"vs no-overlap {median_of(off)['step'] * 1e3:.2f} ms "
+                  f"(ratio {statistics.median(step_ratio):.2f}, {spread(step_ratio)})")
         ratio = two["comm_per_step"] / max(two["one_allreduce"], 1e-9)
-        print(f"P=2 DDP communication per step {two['comm_per_step'] * 1e3:.2f} ms = {ratio:.2f}x one "
-              f"MPI.Allreduce of all gradients ({two['one_allreduce'] * 1e3:.2f} ms, back to back, caches warm)")
+        print(f"P=2 DDP communication per step {two['comm_per_step'] * 1e3:.2f} ms = "
+              f"{ratio:.2f}x one MPI.Allreduce of all gradients "
+              f"({two['one_allreduce'] * 1e3:.2f} ms, back to back, caches warm)")
         # The same DDP with MPI's own Allreduce per bucket: the yardstick in the
         # same place, after backward has pushed the buffers out of the caches.
         with_mpi = launch(2, (1, 1), model, batch, epochs, "on", "1", "mpi", args.samples)
         ratio = two["comm_per_step"] / max(with_mpi["comm_per_step"], 1e-9)
-        print(f"P=2 DDP communication per step {two['comm_per_step'] * 1e3:.2f} ms with {args.algorithm} = "
-              f"{ratio:.2f}x the same DDP with MPI's Allreduce ({with_mpi['comm_per_step'] * 1e3:.2f} ms)")
+        print(f"P=2 DDP communication per step {two['comm_per_step'] * 1e3:.2f} ms "
+              f"with {args.algorithm} = {ratio:.2f}x the same DDP with MPI's Allreduce "
+              f"({with_mpi['comm_per_step'] * 1e3:.2f} ms)")
     if args.plot:
         plot(rows, args.plot)
 
@@ -319,9 +334,11 @@ if __name__ == "__main__":
     parser.add_argument("--cap", default="1")
     parser.add_argument("--algorithm", default="ring",
                         help="DDP's all-reduce algorithm; in a worker, 'none' trains without DDP")
-    parser.add_argument("--samples", type=int, default=4096, help="synthetic 28x28 samples (lenet28)")
+    parser.add_argument("--samples", type=int, default=4096,
+                        help="synthetic 28x28 samples (lenet28)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="interleaved rounds of the headline configurations (medians are reported)")
+                        help="interleaved rounds of the headline configurations "
+                             "(medians are reported)")
     parser.add_argument("--plot", help="draw the speedups to this PNG")
     ns = parser.parse_args()
     worker(ns) if ns.worker else main(ns)

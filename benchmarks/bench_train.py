@@ -25,9 +25,13 @@ import time
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for both (default 1)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="BLAS/OpenMP threads for both (default 1)"
+    )
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=5, help="timed epochs per framework (median taken)")
+    p.add_argument(
+        "--epochs", type=int, default=5, help="timed epochs per framework (median taken)"
+    )
     return p.parse_args()
 
 
@@ -69,8 +73,8 @@ def minidl_epoch_seconds(model_name: str, train) -> tuple[float, int]:
 def torch_model(model_name: str):
     nn = torch.nn
     if model_name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
-                             nn.Linear(64, 10))
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64),
+                             nn.ReLU(), nn.Linear(64, 10))
     return nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -103,8 +107,10 @@ def torch_epoch_seconds(model_name: str, train) -> float:
 
 def main() -> None:
     train, _ = load_digits()
-    print(f"digits, batch {ARGS.batch_size}, {ARGS.threads} thread(s), median of {ARGS.epochs} epochs,"
-          f" kernels: {minidl.kernels.backend()}")
+    print(
+        f"digits, batch {ARGS.batch_size}, {ARGS.threads} thread(s), "
+        f"median of {ARGS.epochs} epochs, kernels: {minidl.kernels.backend()}"
+    )
     if torch is None:
         print("PyTorch is not installed (pip install torch==2.13.0): timing minidl alone")
     print(f"{'model':8s} {'minidl us/step':>15s} {'torch us/step':>14s} {'ratio':>7s}")

@@ -85,7 +85,9 @@ def save(state: Any, path: str | os.PathLike) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot save the checkpoint {path!r}: the folder {folder!r} does not exist")
+        raise FileNotFoundError(
+            f"cannot save the checkpoint {path!r}: the folder {folder!r} does not exist"
+        )
     # Same folder, so the rename stays within one file system and is atomic.
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
@@ -135,7 +137,9 @@ def load(path: str | os.PathLike) -> Any:
             archive = np.load(f, allow_pickle=False)
         except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
             # NumPy's own message here suggests unpickling the file: not advice to follow.
-            raise ValueError(f"{_not_ours(path)}: it is not an .npz archive, or it is truncated") from err
+            raise ValueError(
+                f"{_not_ours(path)}: it is not an .npz archive, or it is truncated"
+            ) from err
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError(f"{_not_ours(path)}: it holds a single array, as np.save writes")
         with archive:
@@ -186,12 +190,16 @@ def _encode(value: Any, where: str, arrays: dict[str, np.ndarray]) -> Any:
             if not isinstance(key, str):
                 raise TypeError(f"cannot save {where}: dict keys must be strings, this one has the "
                                 f"{type(key).__name__} key {key!r}")
-        return {"dict": {key: _encode(item, f"{where}[{key!r}]", arrays) for key, item in value.items()}}
+        return {
+            "dict": {key: _encode(item, f"{where}[{key!r}]", arrays) for key, item in value.items()}
+        }
     if isinstance(value, (list, tuple)):
         kind = "tuple" if isinstance(value, tuple) else "list"
         return {kind: [_encode(item, f"{where}[{i}]", arrays) for i, item in enumerate(value)]}
-    raise TypeError(f"cannot save {where}: values of type {type(value).__name__} are not supported; "
-                    f"a checkpoint holds {_SUPPORTED}")
+    raise TypeError(
+        f"cannot save {where}: values of type {type(value).__name__} are not supported; "
+        f"a checkpoint holds {_SUPPORTED}"
+    )
 
 
 def _decode(node: Any, archive: np.lib.npyio.NpzFile, path: str) -> Any:
@@ -217,7 +225,9 @@ def _decode(node: Any, archive: np.lib.npyio.NpzFile, path: str) -> Any:
 def _entry(archive: np.lib.npyio.NpzFile, name: str, path: str) -> np.ndarray:
     """Read one array of the archive, turning the ways a damaged file fails into one clear error."""
     if name not in archive.files:
-        raise ValueError(f"{path!r} is damaged: its manifest names the entry {name!r}, which is missing")
+        raise ValueError(
+            f"{path!r} is damaged: its manifest names the entry {name!r}, which is missing"
+        )
     try:
         return archive[name]
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:

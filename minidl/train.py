@@ -55,40 +55,85 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m minidl.train``."""
-    p = _Parser(prog="python -m minidl.train", description="Train a minidl model and report its test accuracy.")
-    p.add_argument("--model", choices=["mlp", "lenet"], default="lenet", help="model to train (default: lenet)")
-    p.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
-                   help="bundled 8x8 digits, or MNIST/Fashion-MNIST IDX files from --data-root")
-    p.add_argument("--data-root", type=Path, help="folder with the MNIST IDX files (for --dataset mnist)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the training set (default: 20)")
+    p = _Parser(
+        prog="python -m minidl.train",
+        description="Train a minidl model and report its test accuracy.",
+    )
+    p.add_argument(
+        "--model", choices=["mlp", "lenet"], default="lenet", help="model to train (default: lenet)"
+    )
+    p.add_argument(
+        "--dataset",
+        choices=["digits", "mnist"],
+        default="digits",
+        help="bundled 8x8 digits, or MNIST/Fashion-MNIST IDX files from --data-root",
+    )
+    p.add_argument(
+        "--data-root", type=Path, help="folder with the MNIST IDX files (for --dataset mnist)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=20, help="passes over the training set (default: 20)"
+    )
     p.add_argument("--batch-size", type=int, default=32, help="samples per step (default: 32)")
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (default: 0.05)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty (default: 5e-4)")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="default: sgd")
-    p.add_argument("--schedule", choices=["cosine", "step", "none"], default="cosine",
-                   help="learning-rate schedule over the epochs (default: cosine; step: x0.1 every third of the run)")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, dropout")
+    p.add_argument(
+        "--schedule",
+        choices=["cosine", "step", "none"],
+        default="cosine",
+        help="learning-rate schedule over the epochs "
+        "(default: cosine; step: x0.1 every third of the run)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed for initialisation, shuffling, dropout"
+    )
     p.add_argument("--checkpoint", type=Path, help="save a checkpoint here after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     p.add_argument("--metrics", type=Path, help="append one JSON line per epoch here")
     p.add_argument("--plot", type=Path, help="draw loss and accuracy curves to this PNG")
-    p.add_argument("--kernels", choices=["cython", "numpy"], default="cython",
-                   help="compiled kernels or their NumPy reference (default: cython)")
+    p.add_argument(
+        "--kernels",
+        choices=["cython", "numpy"],
+        default="cython",
+        help="compiled kernels or their NumPy reference (default: cython)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, help="BLAS and OpenMP threads per process "
-                   "(default: all cores for one process, 1 per rank under --parallel ddp)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="BLAS and OpenMP threads per process "
+        "(default: all cores for one process, 1 per rank under --parallel ddp)",
+    )
     dp = p.add_argument_group("data parallelism (run under mpiexec)")
-    dp.add_argument("--parallel", choices=["auto", "none", "ddp"], default="auto",
-                    help="ddp: DistributedDataParallel over all ranks; auto (default): ddp when mpiexec "
-                         "started more than one rank, none otherwise")
-    dp.add_argument("--algorithm", choices=["ring", "tree", "recursive_doubling", "rabenseifner", "naive", "auto",
-                                            "mpi"], default="ring", help="all-reduce algorithm (default: ring)")
-    dp.add_argument("--bucket-cap-mb", type=float, default=1.0,
-                    help="gradient bucket size in MiB; 0 = one all-reduce per parameter (default: 1)")
-    dp.add_argument("--no-overlap", action="store_true",
-                    help="all-reduce after backward instead of overlapping with it")
-    dp.add_argument("--trace", type=Path, help="write a Chrome trace of 10 steps of the last epoch on all ranks")
+    dp.add_argument(
+        "--parallel",
+        choices=["auto", "none", "ddp"],
+        default="auto",
+        help="ddp: DistributedDataParallel over all ranks; auto (default): ddp when mpiexec "
+        "started more than one rank, none otherwise",
+    )
+    dp.add_argument(
+        "--algorithm",
+        choices=["ring", "tree", "recursive_doubling", "rabenseifner", "naive", "auto", "mpi"],
+        default="ring",
+        help="all-reduce algorithm (default: ring)",
+    )
+    dp.add_argument(
+        "--bucket-cap-mb",
+        type=float,
+        default=1.0,
+        help="gradient bucket size in MiB; 0 = one all-reduce per parameter (default: 1)",
+    )
+    dp.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="all-reduce after backward instead of overlapping with it",
+    )
+    dp.add_argument(
+        "--trace", type=Path, help="write a Chrome trace of 10 steps of the last epoch on all ranks"
+    )
     return p
 
 
@@ -154,10 +199,14 @@ def build_optimizer(args: argparse.Namespace, model: nn.Module) -> optim.Optimiz
     """SGD or Adam over the model's parameters, with the flags' hyper-parameters."""
     if args.optimizer == "adam":
         return optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    return optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    return optim.SGD(
+        model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+    )
 
 
-def build_schedule(args: argparse.Namespace, optimizer: optim.Optimizer) -> optim.lr_scheduler.LRScheduler | None:
+def build_schedule(
+    args: argparse.Namespace, optimizer: optim.Optimizer
+) -> optim.lr_scheduler.LRScheduler | None:
     """The learning-rate schedule the flags ask for, stepped once per epoch."""
     if args.schedule == "cosine":
         return optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
@@ -166,7 +215,9 @@ def build_schedule(args: argparse.Namespace, optimizer: optim.Optimizer) -> opti
     return None
 
 
-def epoch_loader(train, args: argparse.Namespace, epoch: int, rank: int, world_size: int) -> DataLoader:
+def epoch_loader(
+    train, args: argparse.Namespace, epoch: int, rank: int, world_size: int
+) -> DataLoader:
     """This rank's batches for this epoch, a function of (seed, epoch) alone.
 
     Deriving each epoch's order from the seed and the epoch number, rather
@@ -209,8 +260,13 @@ class StepTimer:
         return self.timeline.span(name) if self.timeline is not None else contextlib.nullcontext()
 
 
-def train_epoch(model: nn.Module, optimizer: optim.Optimizer, loader: DataLoader, progress: Any,
-                timer: StepTimer) -> float:
+def train_epoch(
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    loader: DataLoader,
+    progress: Any,
+    timer: StepTimer,
+) -> float:
     """One pass over ``loader``; returns the mean training loss on this rank."""
     model.train()
     total, steps = 0.0, 0
@@ -233,20 +289,26 @@ def train_epoch(model: nn.Module, optimizer: optim.Optimizer, loader: DataLoader
     return total / max(steps, 1)
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, epoch: int, history: list[dict]) -> None:
+def save_checkpoint(
+    path: Path, model, optimizer, scheduler, epoch: int, history: list[dict]
+) -> None:
     """Everything needed to continue after ``epoch``: weights, optimizer, schedule, RNG, history."""
-    minidl.save({
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler else {},
-        "epoch": epoch,
-        "rng": minidl.random.generator().bit_generator.state,
-        "history": history,
-    }, path)
+    minidl.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler else {},
+            "epoch": epoch,
+            "rng": minidl.random.generator().bit_generator.state,
+            "history": history,
+        },
+        path,
+    )
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, list[dict]]:
-    """Restore a checkpoint into ``model``, ``optimizer`` and ``scheduler``; returns (epoch, history)."""
+    """Restore a checkpoint into ``model``, ``optimizer`` and ``scheduler``; returns (epoch,
+    history)."""
     try:
         state = minidl.load(path)
         model.load_state_dict(state["model"])
@@ -307,8 +369,14 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     trace = Trace() if args.trace else None
     net = model
     if comm is not None:
-        net = DistributedDataParallel(model, comm=comm, algorithm=args.algorithm, bucket_cap_mb=args.bucket_cap_mb,
-                                      overlap=not args.no_overlap, timeline=timeline)
+        net = DistributedDataParallel(
+            model,
+            comm=comm,
+            algorithm=args.algorithm,
+            bucket_cap_mb=args.bucket_cap_mb,
+            overlap=not args.no_overlap,
+            timeline=timeline,
+        )
     timer = StepTimer(timeline)
 
     seconds = []
@@ -316,8 +384,13 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         loader = epoch_loader(train, args, epoch, rank, world_size)
         if timeline is not None and epoch == args.epochs:
             loader = _traced(loader, net, timeline, trace, steps=10)
-        with tqdm(total=len(loader), desc=f"epoch {epoch}/{args.epochs}", leave=False,
-                  disable=args.no_progress or rank != 0, file=sys.stderr) as progress:
+        with tqdm(
+            total=len(loader),
+            desc=f"epoch {epoch}/{args.epochs}",
+            leave=False,
+            disable=args.no_progress or rank != 0,
+            file=sys.stderr,
+        ) as progress:
             began = time.perf_counter()
             train_loss = train_epoch(net, optimizer, loader, progress, timer)
             seconds.append(time.perf_counter() - began)
@@ -326,11 +399,18 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         if comm is not None:
             train_loss = comm.allreduce(train_loss) / world_size
         test_loss, accuracy = evaluate(model, test)
-        row = {"epoch": epoch, "loss": train_loss, "test_loss": test_loss, "accuracy": accuracy,
-               "seconds": seconds[-1]}
+        row = {
+            "epoch": epoch,
+            "loss": train_loss,
+            "test_loss": test_loss,
+            "accuracy": accuracy,
+            "seconds": seconds[-1],
+        }
         history.append(row)
-        say(f"epoch {epoch:3d}  loss {train_loss:.4f}  test loss {test_loss:.4f}  "
-            f"test accuracy {accuracy:.4f}  {seconds[-1]:.2f} s")
+        say(
+            f"epoch {epoch:3d}  loss {train_loss:.4f}  test loss {test_loss:.4f}  "
+            f"test accuracy {accuracy:.4f}  {seconds[-1]:.2f} s"
+        )
         if rank == 0 and args.metrics:
             with open(args.metrics, "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -365,7 +445,9 @@ def parallel_setup(args: argparse.Namespace) -> tuple[Any, int, int]:
     comm = MPI.COMM_WORLD
     world_size = comm.Get_size()
     if args.batch_size % world_size:
-        raise UsageError(f"--batch-size {args.batch_size} does not split evenly over {world_size} ranks")
+        raise UsageError(
+            f"--batch-size {args.batch_size} does not split evenly over {world_size} ranks"
+        )
     return comm, comm.Get_rank(), world_size
 
 
@@ -392,17 +474,31 @@ def report_breakdown(net: DistributedDataParallel, timer: StepTimer, comm: Any, 
     """Print, on rank 0, where each rank's time went in an average step."""
     stats = net.stats
     steps = max(timer.steps, 1)
-    mine = [timer.forward, timer.backward - stats.wait_seconds, stats.comm_seconds, stats.wait_seconds,
-            stats.bytes_sent]
+    mine = [
+        timer.forward,
+        timer.backward - stats.wait_seconds,
+        stats.comm_seconds,
+        stats.wait_seconds,
+        stats.bytes_sent,
+    ]
     everyone = comm.gather([v / steps for v in mine], root=0)
     if everyone is None:
         return
-    say(f"per-rank breakdown of one step (mean over {timer.steps} steps; communication overlaps backward, "
-        f"waiting is what it did not hide; algorithm {net.algorithm}, {len(net.buckets)} buckets, "
-        f"overlap {'on' if net.overlap else 'off'}):")
-    say(f"{'rank':>4s} {'forward ms':>11s} {'backward ms':>12s} {'comm ms':>8s} {'waiting ms':>11s} {'sent KiB':>9s}")
+    say(
+        f"per-rank breakdown of one step (mean over {timer.steps} steps; "
+        "communication overlaps backward, waiting is what it did not hide; "
+        f"algorithm {net.algorithm}, {len(net.buckets)} buckets, "
+        f"overlap {'on' if net.overlap else 'off'}):"
+    )
+    say(
+        f"{'rank':>4s} {'forward ms':>11s} {'backward ms':>12s} {'comm ms':>8s} "
+        f"{'waiting ms':>11s} {'sent KiB':>9s}"
+    )
     for r, (fwd, bwd, comm_s, wait, sent) in enumerate(everyone):
-        say(f"{r:4d} {fwd * 1e3:11.3f} {bwd * 1e3:12.3f} {comm_s * 1e3:8.3f} {wait * 1e3:11.3f} {sent / 1024:9.1f}")
+        say(
+            f"{r:4d} {fwd * 1e3:11.3f} {bwd * 1e3:12.3f} {comm_s * 1e3:8.3f} "
+            f"{wait * 1e3:11.3f} {sent / 1024:9.1f}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""minidl.allocator: freed memory stays in the process, so a training step does not fault it in again."""
+"""minidl.allocator: freed memory stays in the process, so a training step does not fault it
+in again."""
 
 import subprocess
 import sys

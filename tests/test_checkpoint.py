@@ -1,4 +1,5 @@
-"""minidl.save / minidl.load: every supported type round-trips, writes are atomic, errors are clear."""
+"""minidl.save / minidl.load: every supported type round-trips, writes are atomic, errors are
+clear."""
 
 from __future__ import annotations
 
@@ -129,7 +130,9 @@ def test_model_state_dict_round_trips(tmp_path):
 def make_sgd(seed: int):
     minidl.manual_seed(seed)
     model = nn.Linear(3, 2)
-    return model, optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True)
+    return model, optim.SGD(
+        model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True
+    )
 
 
 def sgd_step(model, optimizer, x, y):
@@ -241,7 +244,9 @@ def failing_savez(file, **arrays):
 
 
 @pytest.mark.parametrize("where", ["savez", "replace"])
-def test_a_failed_write_keeps_the_old_checkpoint_and_leaves_no_temporary(tmp_path, monkeypatch, where):
+def test_a_failed_write_keeps_the_old_checkpoint_and_leaves_no_temporary(
+    tmp_path, monkeypatch, where
+):
     path = tmp_path / "ckpt"
     minidl.save({"epoch": 1, "w": np.arange(3.0)}, path)
     if where == "savez":
@@ -270,7 +275,9 @@ def test_an_interrupt_mid_write_leaves_no_temporary(tmp_path, monkeypatch):
 def test_the_write_is_flushed_to_disk_before_the_rename(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(minidl.checkpoint.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd)))
+    monkeypatch.setattr(
+        minidl.checkpoint.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))
+    )
     monkeypatch.setattr(minidl.checkpoint.os, "replace",
                         lambda src, dst: (events.append("replace"), real_replace(src, dst)))
     minidl.save({"epoch": 1}, tmp_path / "ckpt")
@@ -323,15 +330,22 @@ def write_truncated(path):
     path.write_bytes(path.read_bytes()[:500])
 
 
-@pytest.mark.parametrize("write, reason", [
-    (lambda p: p.write_bytes(b""), "not an .npz archive"),
-    (lambda p: p.write_text("epoch: 3\n"), "not an .npz archive"),
-    (lambda p: p.write_bytes(pickle.dumps({"epoch": 1})), "not an .npz archive"),
-    (write_truncated, "not an .npz archive, or it is truncated"),
-    (write_npy, "single array"),
-    (lambda p: write_npz(p, w=np.arange(3)), "without a '__minidl_checkpoint__' entry"),
-    (lambda p: write_npz(p, __minidl_checkpoint__=np.frombuffer(b"[1]", np.uint8)), "not a minidl manifest"),
-], ids=["empty", "text", "pickle", "truncated", "npy", "npz", "foreign-manifest"])
+@pytest.mark.parametrize(
+    "write, reason",
+    [
+        (lambda p: p.write_bytes(b""), "not an .npz archive"),
+        (lambda p: p.write_text("epoch: 3\n"), "not an .npz archive"),
+        (lambda p: p.write_bytes(pickle.dumps({"epoch": 1})), "not an .npz archive"),
+        (write_truncated, "not an .npz archive, or it is truncated"),
+        (write_npy, "single array"),
+        (lambda p: write_npz(p, w=np.arange(3)), "without a '__minidl_checkpoint__' entry"),
+        (
+            lambda p: write_npz(p, __minidl_checkpoint__=np.frombuffer(b"[1]", np.uint8)),
+            "not a minidl manifest",
+        ),
+    ],
+    ids=["empty", "text", "pickle", "truncated", "npy", "npz", "foreign-manifest"],
+)
 def test_files_that_are_not_checkpoints_are_refused(tmp_path, write, reason):
     path = tmp_path / "ckpt"
     write(path)

@@ -51,7 +51,9 @@ def test_flatten_gives_the_same_pixels_as_vectors(split):
 def test_split_is_a_partition_of_the_file(raw, split):
     # Train and test together hold every (image, label) of the file exactly once.
     images, labels = raw
-    rows = np.concatenate([np.column_stack([d.arrays[0].reshape(-1, 64) * 16, d.arrays[1]]) for d in split])
+    rows = np.concatenate(
+        [np.column_stack([d.arrays[0].reshape(-1, 64) * 16, d.arrays[1]]) for d in split]
+    )
     expected = np.column_stack([images, labels]).astype(np.float64)
     np.testing.assert_array_equal(
         rows[np.lexsort(rows.T[::-1])], expected[np.lexsort(expected.T[::-1])]
@@ -61,14 +63,18 @@ def test_split_is_a_partition_of_the_file(raw, split):
 def test_split_indices_are_disjoint_and_cover_everything(raw):
     train_index, test_index = _stratified_split(raw[1])
     assert np.intersect1d(train_index, test_index).size == 0
-    np.testing.assert_array_equal(np.sort(np.concatenate([train_index, test_index])), np.arange(1797))
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([train_index, test_index])), np.arange(1797)
+    )
 
 
 def test_split_is_stratified(raw, split):
     per_class = np.bincount(raw[1], minlength=10)
     test_counts = np.bincount(split[1].arrays[1], minlength=10)
     np.testing.assert_array_equal(test_counts, per_class // 5)
-    np.testing.assert_array_equal(np.bincount(split[0].arrays[1], minlength=10), per_class - test_counts)
+    np.testing.assert_array_equal(
+        np.bincount(split[0].arrays[1], minlength=10), per_class - test_counts
+    )
 
 
 def test_split_is_the_same_every_time_and_ignores_manual_seed(split):

@@ -223,7 +223,8 @@ def test_loader_resumes_a_seeded_shuffle_with_set_epoch():
 
 def test_loader_starts_a_new_pass_of_any_sampler_every_epoch():
     class ShiftingSampler:
-        """Not a minidl Sampler: only __iter__, __len__ and set_epoch, as a distributed sampler has."""
+        """Not a minidl Sampler: only __iter__, __len__ and set_epoch, as a distributed sampler
+        has."""
 
         def __init__(self, n: int) -> None:
             self.n, self.epoch = n, 0
@@ -273,7 +274,9 @@ def test_fast_path_and_generic_path_give_identical_batches(drop_last):
 
     datasets = [TensorDataset(images, targets, labels), RowDataset(images, targets, labels),
                 Overriding(images, targets, labels)]
-    loaders = [DataLoader(d, batch_size=8, shuffle=True, drop_last=drop_last, seed=3) for d in datasets]
+    loaders = [
+        DataLoader(d, batch_size=8, shuffle=True, drop_last=drop_last, seed=3) for d in datasets
+    ]
     for _ in range(2):
         fast, *others = [list(loader) for loader in loaders]
         for batches in others:

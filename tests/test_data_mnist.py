@@ -101,7 +101,9 @@ def test_an_html_page_saved_as_the_file_is_reported(tmp_path, arrays):
         load_mnist(tmp_path)
 
 
-@pytest.mark.parametrize("cut, problem", [(-10, "truncated"), (None, "longer than its header says")])
+@pytest.mark.parametrize(
+    "cut, problem", [(-10, "truncated"), (None, "longer than its header says")]
+)
 def test_wrong_size_is_reported(tmp_path, arrays, cut, problem):
     write_all(tmp_path, arrays, gz=False)
     content = idx_bytes(arrays["train"][0])

@@ -1,4 +1,5 @@
-"""minidl.distributed.fast.executor: compiled plans say exactly what the schedules say, in MPI messages.
+"""minidl.distributed.fast.executor: compiled plans say exactly what the schedules say, in MPI
+messages.
 
 The MPI executor does not walk the schedule generators on every call: it
 compiles each rank's rounds once into a plan of MPI messages, cutting long
@@ -21,7 +22,14 @@ from test_distributed_simulate import rank_data, reference
 
 from minidl import kernels
 from minidl.distributed import ALGORITHMS, OPS, chunk_bounds, schedule
-from minidl.distributed.fast.executor import IN_FLIGHT, PIECE_BYTES, TAG, Plan, compile_plan, plan_of
+from minidl.distributed.fast.executor import (
+    IN_FLIGHT,
+    PIECE_BYTES,
+    TAG,
+    Plan,
+    compile_plan,
+    plan_of,
+)
 from minidl.distributed.schedules import rounds_of
 from minidl.distributed.steps import Recv, Round, Send
 

@@ -71,7 +71,8 @@ SAME_BITS = """
             sizes = [0, p, 3 * p, 7 * p]
         else:
             sizes = sorted({0, 1, 7, 3 * p + 1})
-        roots = sorted({0, p - 1}) if collective in ("broadcast", "reduce", "scatter", "gather") else [0]
+        roots = (sorted({0, p - 1}) if collective in ("broadcast", "reduce", "scatter", "gather")
+                 else [0])
         others = ["traced"] + (["started"] if collective == "allreduce" else [])
         for algorithm in named:
             for op in (OPS if reducing else [None]):
@@ -82,8 +83,10 @@ SAME_BITS = """
                             hows = ["blocking"] + (others if dtype == DTYPES[0] else [])
                             for how in hows:
                                 seed = cases % 5
-                                a = run("reference", collective, algorithm, op, n, dtype, root, how, seed)
-                                b = run("fast", collective, algorithm, op, n, dtype, root, how, seed)
+                                a = run("reference", collective, algorithm, op, n, dtype, root,
+                                        how, seed)
+                                b = run("fast", collective, algorithm, op, n, dtype, root,
+                                        how, seed)
                                 cases += 1
                                 if a.tobytes() != b.tobytes():
                                     name = getattr(algorithm, "__name__", algorithm)

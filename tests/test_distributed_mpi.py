@@ -506,7 +506,10 @@ def test_a_rank_started_without_mpi4py_runner_that_raises_still_ends_the_job(tmp
 
 
 def test_importing_minidl_does_not_start_mpi():
-    code = "import sys, minidl, minidl.distributed; assert 'mpi4py' not in sys.modules, 'mpi4py imported'"
+    code = (
+        "import sys, minidl, minidl.distributed; "
+        "assert 'mpi4py' not in sys.modules, 'mpi4py imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -530,8 +533,8 @@ NONBLOCKING = """
     failures, polls = [], {}
     executor.SEGMENT_BYTES = 4096  # long buffers take many steps: many chances to interleave
     for algorithm in [*ALGORITHMS["allreduce"], "mpi"]:
-        for n, op, dtype in [(0, "sum", np.int32), (p + 1, "max", np.int64), (5003, "sum", np.int64),
-                             (20011, "prod", np.float64)]:
+        for n, op, dtype in [(0, "sum", np.int32), (p + 1, "max", np.int64),
+                             (5003, "sum", np.int64), (20011, "prod", np.float64)]:
             inputs = rank_data(p, n, dtype, op)
             buf = inputs[rank].copy()
             request = iallreduce(buf, op, algorithm)

@@ -51,7 +51,9 @@ def test_default_is_one_thread_without_omp_num_threads():
     """Two thread pools (BLAS's and OpenMP's) on the same cores fight: one is the default."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     code = "import minidl.kernels as K; print(K.get_num_threads(), K._im2col.get_num_threads())"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "1"]
 
@@ -67,6 +69,8 @@ def test_the_kernels_openmp_threads_sleep_when_idle_unless_told_otherwise(given,
         env["OMP_WAIT_POLICY"] = given
     env["OMP_DISPLAY_ENV"] = "TRUE"  # the OpenMP runtime prints its settings as it loads
     code = "import os, minidl.kernels; print('left:', os.environ.get('OMP_WAIT_POLICY'))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert f"OMP_WAIT_POLICY = '{expected}'" in out.stderr, out.stderr
     assert f"left: {given}" in out.stdout  # the environment is as it was

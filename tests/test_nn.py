@@ -59,14 +59,21 @@ def test_batchnorm_eval_mode_passes_gradcheck():
     bn = nn.BatchNorm2d(2)
     bn.running_mean[:] = [0.5, -0.5]
     bn.running_var[:] = [2.0, 0.5]
-    bn.running_mean, bn.running_var = bn.running_mean.astype(np.float64), bn.running_var.astype(np.float64)
+    bn.running_mean, bn.running_var = (
+        bn.running_mean.astype(np.float64),
+        bn.running_var.astype(np.float64),
+    )
     assert params_as_inputs(bn, rng.standard_normal((2, 2, 3, 3)), train=False)
 
 
 @pytest.mark.parametrize(
     "pool, shape",
-    [(lambda x: F.max_pool2d(x, 2), (2, 3, 4, 4)), (lambda x: F.max_pool2d(x, 3, stride=2, padding=1), (1, 2, 5, 5)),
-     (lambda x: F.avg_pool2d(x, 2), (2, 3, 4, 4)), (lambda x: F.avg_pool2d(x, (3, 2), stride=1, padding=1), (1, 2, 4, 5))],
+    [
+        (lambda x: F.max_pool2d(x, 2), (2, 3, 4, 4)),
+        (lambda x: F.max_pool2d(x, 3, stride=2, padding=1), (1, 2, 5, 5)),
+        (lambda x: F.avg_pool2d(x, 2), (2, 3, 4, 4)),
+        (lambda x: F.avg_pool2d(x, (3, 2), stride=1, padding=1), (1, 2, 4, 5)),
+    ],
     ids=["max", "max-overlap-pad", "avg", "avg-rect-pad"],
 )
 def test_pooling_gradcheck(pool, shape):
@@ -159,7 +166,9 @@ def test_state_dict_round_trip_and_errors():
         np.testing.assert_array_equal(pa.data, pb.data)
     state = a.state_dict()
     state["1.weight"] = state["1.weight"][:, :10]
-    with pytest.raises(ValueError, match=r"'1.weight' has shape \(128, 10\) in the state dict but \(128, 64\)"):
+    with pytest.raises(
+        ValueError, match=r"'1.weight' has shape \(128, 10\) in the state dict but \(128, 64\)"
+    ):
         b.load_state_dict(state)
     state = a.state_dict()
     del state["5.bias"]

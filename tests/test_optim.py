@@ -16,11 +16,20 @@ def param(values):
 GRADS = [np.array([0.5, -1.0]), np.array([0.25, 2.0]), np.array([-1.0, 0.5])]
 
 
-@pytest.mark.parametrize("momentum, dampening, nesterov, wd", [
-    (0.0, 0.0, False, 0.0), (0.9, 0.0, False, 0.0), (0.9, 0.1, False, 0.01), (0.9, 0.0, True, 0.01)])
+@pytest.mark.parametrize(
+    "momentum, dampening, nesterov, wd",
+    [
+        (0.0, 0.0, False, 0.0),
+        (0.9, 0.0, False, 0.0),
+        (0.9, 0.1, False, 0.01),
+        (0.9, 0.0, True, 0.01),
+    ],
+)
 def test_sgd_matches_the_pytorch_formula(momentum, dampening, nesterov, wd):
     p = param([1.0, -2.0])
-    opt = optim.SGD([p], lr=0.1, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=wd)
+    opt = optim.SGD(
+        [p], lr=0.1, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=wd
+    )
     expected, buf = np.array([1.0, -2.0]), None
     for t, g in enumerate(GRADS):
         p.grad = g.copy()

@@ -28,7 +28,9 @@ def assert_states_equal(a, b, what):
 @pytest.mark.parametrize("dtype, rtol, atol", [("float64", 1e-10, 1e-13), ("float32", 1e-5, 1e-6)])
 @pytest.mark.parametrize("model", ["mlp", "lenet"])
 def test_ddp_equals_one_process_with_the_whole_batch(p, dtype, rtol, atol, model):
-    result = run_mpi(SCRIPTS / "ddp_equivalence.py", p, args=["ring", "1", "overlap", dtype, model], timeout=90)
+    result = run_mpi(
+        SCRIPTS / "ddp_equivalence.py", p, args=["ring", "1", "overlap", dtype, model], timeout=90
+    )
     first = result.results[0]
     for rank, r in enumerate(result.results):
         assert r["hashes"] == first["hashes"], f"rank {rank}'s replica drifted from rank 0's"
@@ -36,7 +38,9 @@ def test_ddp_equals_one_process_with_the_whole_batch(p, dtype, rtol, atol, model
     assert first["stats"]["steps"] == 4 and first["stats"]["bytes_sent"] > 0
 
 
-@pytest.mark.parametrize("p, algorithm", [(2, "ring"), (3, "recursive_doubling"), (4, "rabenseifner")])
+@pytest.mark.parametrize(
+    "p, algorithm", [(2, "ring"), (3, "recursive_doubling"), (4, "rabenseifner")]
+)
 def test_bucket_caps_overlap_no_sync_and_the_explicit_version(p, algorithm):
     results = run_mpi(SCRIPTS / "ddp_variants.py", p, args=[algorithm], timeout=120).results
     mine = results[0]
@@ -47,23 +51,31 @@ def test_bucket_caps_overlap_no_sync_and_the_explicit_version(p, algorithm):
     for k in configs:
         assert_states_equal(mine[k]["state"], mine[configs[0]]["state"], k)
     assert "cap=0.0 overlap=True chatty" in configs
-    assert all(not r[k]["wrong"] for r in results for k in configs), "a collective beside DDP's went wrong"
+    assert all(not r[k]["wrong"] for r in results for k in configs), (
+        "a collective beside DDP's went wrong"
+    )
     assert mine["cap=0.0 overlap=True"]["buckets"] == 8  # lenet(8): one per parameter
     assert mine["cap=inf overlap=True"]["buckets"] == 1
     # Replicas that start from different seeds are identical after construction.
     assert len({r[k]["initial_hash"] for r in results for k in configs}) == 1
     for r in results[1:]:
         assert_states_equal(r[configs[0]]["state"], mine[configs[0]]["state"], "across ranks")
-    assert_states_close(mine["allreduce_gradients"]["state"], mine[configs[0]]["state"], rtol=1e-12, atol=1e-15)
+    assert_states_close(
+        mine["allreduce_gradients"]["state"], mine[configs[0]]["state"], rtol=1e-12, atol=1e-15
+    )
     # no_sync: gradients stay local until the synchronised step...
     for a, b in zip(results[0]["no_sync"]["unsynced"], results[1]["no_sync"]["unsynced"]):
         assert not np.array_equal(a, b)
     # ...which then equals one step with k times the batch.
-    assert_states_close(mine["no_sync"]["state"], mine["big_batch"]["state"], rtol=1e-10, atol=1e-13)
+    assert_states_close(
+        mine["no_sync"]["state"], mine["big_batch"]["state"], rtol=1e-10, atol=1e-13
+    )
 
 
 def test_a_model_that_differs_across_ranks_is_named():
-    result = run_mpi(SCRIPTS / "ddp_failures.py", 3, args=["different_model"], timeout=60, check=False)
+    result = run_mpi(
+        SCRIPTS / "ddp_failures.py", 3, args=["different_model"], timeout=60, check=False
+    )
     assert result.returncode != 0
     assert "the model differs between ranks: rank 1 vs rank 0" in result.stderr
     assert "'1.weight' of shape (100, 64)" in result.stderr
@@ -71,7 +83,9 @@ def test_a_model_that_differs_across_ranks_is_named():
 
 @pytest.mark.parametrize("overlap", ["overlap", "no-overlap"])
 def test_a_rank_that_skips_a_step_fails_instead_of_hanging(overlap):
-    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["skipped_step", overlap], timeout=60, check=False)
+    result = run_mpi(
+        SCRIPTS / "ddp_failures.py", 2, args=["skipped_step", overlap], timeout=60, check=False
+    )
     assert result.returncode != 0
     assert "ranks are at different steps" in result.stderr
 
@@ -82,15 +96,18 @@ def test_an_exception_on_one_rank_ends_the_job():
 
 
 def test_unknown_algorithm_is_named():
-    result = run_mpi(SCRIPTS / "ddp_failures.py", 1, args=["unknown_algorithm"], timeout=60, check=False)
+    result = run_mpi(
+        SCRIPTS / "ddp_failures.py", 1, args=["unknown_algorithm"], timeout=60, check=False
+    )
     assert result.returncode != 0
     assert "unknown all-reduce algorithm 'butterfly'" in result.stderr
     assert "or a schedule function fn(p, rank, n)" in result.stderr
 
 
 def test_ranks_that_pass_different_schedule_functions_are_told():
-    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["different_schedule"], timeout=60,
-                     check=False)
+    result = run_mpi(
+        SCRIPTS / "ddp_failures.py", 2, args=["different_schedule"], timeout=60, check=False
+    )
     assert result.returncode != 0
     assert "rank 1 uses algorithm 'my_tree', overlap=True" in result.stderr
     assert "rank 0 'my_ring'" in result.stderr
@@ -146,20 +163,29 @@ def test_the_reducer_on_its_own_averages_in_bucket_order(p, overlap):
 
 
 def test_ranks_that_disagree_on_overlap_are_told():
-    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["different_overlap"], timeout=60, check=False)
+    result = run_mpi(
+        SCRIPTS / "ddp_failures.py", 2, args=["different_overlap"], timeout=60, check=False
+    )
     assert result.returncode != 0
     assert "rank 1 uses algorithm 'ring', overlap=False" in result.stderr
 
 
 def test_a_backward_that_failed_half_way_is_not_carried_on_from():
-    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["forward_after_a_failed_backward"], timeout=60,
-                     check=False)
+    result = run_mpi(
+        SCRIPTS / "ddp_failures.py",
+        2,
+        args=["forward_after_a_failed_backward"],
+        timeout=60,
+        check=False,
+    )
     assert result.returncode != 0
     assert "the last backward pass stopped half-way" in result.stderr
 
 
 def test_close_unhooks_the_model():
-    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["close_unhooks"], timeout=30, check=False)
+    result = run_mpi(
+        SCRIPTS / "ddp_failures.py", 2, args=["close_unhooks"], timeout=30, check=False
+    )
     assert result.returncode == 0, result.stderr
 
 

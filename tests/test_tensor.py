@@ -58,7 +58,9 @@ def test_comparisons_give_boolean_tensors():
 
 
 def test_only_floats_require_grad():
-    with pytest.raises(TypeError, match="only float32 and float64 tensors can require gradients, this one is int64"):
+    with pytest.raises(
+        TypeError, match="only float32 and float64 tensors can require gradients, this one is int64"
+    ):
         minidl.tensor([1, 2], requires_grad=True)
 
 
@@ -71,7 +73,9 @@ def test_unsupported_dtype_names_it():
 
 def test_matmul_shape_error_names_both_shapes():
     a, b = minidl.zeros(2, 3), minidl.zeros(4, 5)
-    with pytest.raises(ValueError, match=r"shapes \(2, 3\) and \(4, 5\) are not aligned: 3 .* != 4"):
+    with pytest.raises(
+        ValueError, match=r"shapes \(2, 3\) and \(4, 5\) are not aligned: 3 .* != 4"
+    ):
         a @ b
 
 
@@ -81,7 +85,9 @@ def test_broadcast_error_names_both_shapes():
 
 
 def test_reshape_error_names_the_shapes():
-    with pytest.raises(ValueError, match=r"cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into \(4,\)"
+    ):
         minidl.zeros(2, 3).reshape(4)
 
 
@@ -92,7 +98,9 @@ def test_item_needs_one_element():
 
 def test_cross_entropy_errors():
     logits = minidl.zeros(3, 4)
-    with pytest.raises(ValueError, match=r"targets of shape \(2,\) do not match logits of shape \(3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"targets of shape \(2,\) do not match logits of shape \(3, 4\)"
+    ):
         F.cross_entropy(logits, [0, 1])
     with pytest.raises(ValueError, match="target 4 is out of range for 4 classes"):
         F.cross_entropy(logits, [0, 1, 4])
@@ -101,9 +109,13 @@ def test_cross_entropy_errors():
 
 
 def test_mse_and_linear_shape_errors():
-    with pytest.raises(ValueError, match=r"mse_loss: input of shape \(3,\) and target of shape \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"mse_loss: input of shape \(3,\) and target of shape \(4,\)"
+    ):
         F.mse_loss(minidl.zeros(3), np.zeros(4))
-    with pytest.raises(ValueError, match=r"input has 3 features .* weight of shape \(2, 4\) expects 4"):
+    with pytest.raises(
+        ValueError, match=r"input has 3 features .* weight of shape \(2, 4\) expects 4"
+    ):
         F.linear(minidl.zeros(5, 3), minidl.zeros(2, 4))
 
 

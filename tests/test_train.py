@@ -34,7 +34,9 @@ def test_lenet_with_defaults_reaches_98_percent(capsys):
 
 def test_metrics_and_plot(tmp_path, capsys):
     metrics, plot = tmp_path / "m.jsonl", tmp_path / "curves.png"
-    status, _, _ = run_main(capsys, "--model", "mlp", "--epochs", "3", "--metrics", str(metrics), "--plot", str(plot))
+    status, _, _ = run_main(
+        capsys, "--model", "mlp", "--epochs", "3", "--metrics", str(metrics), "--plot", str(plot)
+    )
     assert status == 0
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
@@ -44,12 +46,16 @@ def test_metrics_and_plot(tmp_path, capsys):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_resume_equals_training_without_stopping(tmp_path, capsys, optimizer):
-    # A constant learning rate: a schedule's length depends on --epochs, which differs between the runs.
-    common = ["--model", "mlp", "--optimizer", optimizer, "--lr", "0.01", "--seed", "3", "--schedule", "none"]
+    # A constant learning rate: a schedule's length depends on --epochs, which differs between
+    # the runs.
+    common = ["--model", "mlp", "--optimizer", optimizer, "--lr", "0.01", "--seed", "3",
+              "--schedule", "none"]
     straight, resumed = tmp_path / "straight.npz", tmp_path / "resumed.npz"
     assert run_main(capsys, *common, "--epochs", "4", "--checkpoint", str(straight))[0] == 0
     assert run_main(capsys, *common, "--epochs", "2", "--checkpoint", str(resumed))[0] == 0
-    status, out, _ = run_main(capsys, *common, "--epochs", "4", "--checkpoint", str(resumed), "--resume")
+    status, out, _ = run_main(
+        capsys, *common, "--epochs", "4", "--checkpoint", str(resumed), "--resume"
+    )
     assert status == 0 and "resumed from" in out and "after epoch 2" in out
     a, b = minidl.load(straight), minidl.load(resumed)
     assert a["epoch"] == b["epoch"] == 4
@@ -102,4 +108,7 @@ def test_command_line_exit_status_without_traceback():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == "python -m minidl.train: error: --batch-size must be at least 1, got 0"
+    assert (
+        proc.stderr.strip()
+        == "python -m minidl.train: error: --batch-size must be at least 1, got 0"
+    )

@@ -8,7 +8,10 @@ from minidl.testing import run_mpi
 
 pytestmark = pytest.mark.mpi
 
-TRAIN = "import runpy, sys; sys.argv[0] = 'minidl.train'; runpy.run_module('minidl.train', run_name='__main__')"
+TRAIN = (
+    "import runpy, sys; sys.argv[0] = 'minidl.train'; "
+    "runpy.run_module('minidl.train', run_name='__main__')"
+)
 
 
 def train_on(p, *argv, timeout=240, check=True):
@@ -31,18 +34,20 @@ def test_four_ranks_reach_the_accuracy_of_one_process():
             and "epoch" not in line] == ["0", "1", "2", "3"]
 
 
-@pytest.mark.parametrize("algorithm", ["tree", "recursive_doubling", "rabenseifner", "naive", "mpi"])
+@pytest.mark.parametrize(
+    "algorithm", ["tree", "recursive_doubling", "rabenseifner", "naive", "mpi"]
+)
 def test_every_algorithm_trains(algorithm):
-    result = train_on(2, "--parallel", "ddp", "--model", "mlp", "--epochs", "3", "--algorithm", algorithm,
-                      "--bucket-cap-mb", "0", "--no-overlap")
+    result = train_on(2, "--parallel", "ddp", "--model", "mlp", "--epochs", "3",
+                      "--algorithm", algorithm, "--bucket-cap-mb", "0", "--no-overlap")
     assert accuracy(result.stdout) > 0.8
     assert f"algorithm {algorithm}, 6 buckets, overlap off" in result.stdout
 
 
 def test_trace_metrics_checkpoint_and_resume_on_every_rank(tmp_path):
     trace, metrics, ckpt = tmp_path / "trace.json", tmp_path / "m.jsonl", tmp_path / "c.npz"
-    common = ["--parallel", "ddp", "--model", "mlp", "--bucket-cap-mb", "0.01", "--checkpoint", str(ckpt),
-              "--metrics", str(metrics)]
+    common = ["--parallel", "ddp", "--model", "mlp", "--bucket-cap-mb", "0.01",
+              "--checkpoint", str(ckpt), "--metrics", str(metrics)]
     train_on(2, *common, "--epochs", "2", "--trace", str(trace))
     events = json.loads(trace.read_text())["traceEvents"]
     names = {e["name"] for e in events if e["ph"] == "X"}

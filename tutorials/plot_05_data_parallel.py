@@ -57,7 +57,8 @@ from minidl.testing import run_mpi
 
 P, N = 3, 10
 for rank in range(P):
-    print(f"rank {rank}:", list(DistributedSampler(range(N), num_replicas=P, rank=rank, shuffle=False)))
+    print(f"rank {rank}:",
+          list(DistributedSampler(range(N), num_replicas=P, rank=rank, shuffle=False)))
 
 # %%
 # Ten samples do not split into three equal shards. Every rank must run the
@@ -109,7 +110,8 @@ fig, axes = plt.subplots(3, 1, figsize=(7, 6))
 for ax, (shuffle, epoch) in zip(axes, [(False, 0), (True, 0), (True, 1)]):
     samplers = []
     for rank in range(P):
-        samplers.append(DistributedSampler(range(N), num_replicas=P, rank=rank, shuffle=shuffle, seed=0))
+        samplers.append(DistributedSampler(range(N), num_replicas=P, rank=rank, shuffle=shuffle,
+                                           seed=0))
         samplers[-1].set_epoch(epoch)
     draw_shards(ax, samplers, "no shuffling" if not shuffle else f"shuffled, epoch {epoch}")
 fig.suptitle(f"DistributedSampler: {N} samples over {P} ranks")
@@ -142,7 +144,8 @@ full = len(train) // b
 same = all(set(together[k]) == set(one_process[k]) for k in range(full))
 print(f"the {full} full batches identical:", same)
 print(f"the last batch: one process {np.sort(one_process[-1]).tolist()}, "
-      f"the ranks {np.sort(together[-1]).tolist()}; the permutation starts {one_process[0][:2].tolist()}")
+      f"the ranks {np.sort(together[-1]).tolist()}; "
+      f"the permutation starts {one_process[0][:2].tolist()}")
 
 # %%
 # Only the last, partial batch differs: 1442 samples leave 2 for it, and the
@@ -185,12 +188,14 @@ loss.backward()
 local = {name: q.grad.copy() for name, q in model.named_parameters()}
 allreduce_gradients(model)  # sum over the ranks, then divide by p
 averaged = {name: q.grad.copy() for name, q in model.named_parameters()}
-report({"shard": shard, "loss": loss.item(), "hash": start_hash, "local": local, "averaged": averaged})
+report({"shard": shard, "loss": loss.item(), "hash": start_hash, "local": local,
+        "averaged": averaged})
 """
 
 job = run_mpi(BY_HAND, 2, timeout=60)
 for rank, r in enumerate(job.results):
-    print(f"rank {rank}: samples {r['shard'].tolist()}, loss {r['loss']:.4f}, weights {r['hash'][:16]}...")
+    print(f"rank {rank}: samples {r['shard'].tolist()}, loss {r['loss']:.4f}, "
+          f"weights {r['hash'][:16]}...")
 
 # %%
 # The reference: the same model, seeded the same way, on all 8 digits in this
@@ -414,7 +419,8 @@ for ranks in (2, 4):
     for rank, r in enumerate(job.results):
         diff = max(np.abs(r["weights"][k] - single_weights[k]).max() for k in single_weights)
         scale = max(np.abs(single_weights[k]).max() for k in single_weights)
-        print(f"  rank {rank}: largest difference from one process {diff:.1e} (weights up to {scale:.2f})")
+        print(f"  rank {rank}: largest difference from one process {diff:.1e} "
+              f"(weights up to {scale:.2f})")
 
 # %%
 # On every step all ranks hash to the same value: the replicas are
@@ -465,7 +471,8 @@ rng = np.random.default_rng(0)
 train = TensorDataset(rng.random((1024, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 1024))
 minidl.manual_seed(0)
 timeline, trace = Timeline(rank, enabled=False), Trace()
-model = DistributedDataParallel(models.lenet(28), bucket_cap_mb=0.02, overlap=overlap, timeline=timeline)
+model = DistributedDataParallel(models.lenet(28), bucket_cap_mb=0.02, overlap=overlap,
+                                timeline=timeline)
 optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 sampler = DistributedSampler(train, num_replicas=p, rank=rank, seed=0)
 for step, (x, y) in enumerate(DataLoader(train, batch_size=128 // p, sampler=sampler)):
@@ -488,7 +495,8 @@ with tempfile.TemporaryDirectory(prefix="minidl-tutorial-") as workdir:
         path = Path(workdir) / f"{mode.replace(' ', '-')}.json"
         run_mpi(TIMELINE, 2, args=[path, mode.replace(" ", "-")], timeout=60)
         traces[mode] = [e for e in json.loads(path.read_text())["traceEvents"] if e["ph"] == "X"]
-        print(f"{mode}: {len(traces[mode])} spans from ranks {sorted({e['pid'] for e in traces[mode]})}")
+        print(f"{mode}: {len(traces[mode])} spans "
+              f"from ranks {sorted({e['pid'] for e in traces[mode]})}")
 
 # %%
 # The file holds trace events in Chrome's format: one ``"X"`` (complete) event
@@ -502,7 +510,8 @@ bucket = next(e for e in events if e["pid"] == 0 and e["name"] == "all-reduce bu
 inside = [e for e in events if e["pid"] == 0 and e["cat"] in ("send", "recv", "reduce")
           and bucket["ts"] <= e["ts"] <= bucket["ts"] + bucket["dur"]]
 for e in [bucket, *inside]:
-    print(f"{e['cat']:>6s}  {e['name']:20s} ts {e['ts'] / 1e3:8.3f} ms  dur {e['dur']:7.1f} us  {e['args']}")
+    print(f"{e['cat']:>6s}  {e['name']:20s} ts {e['ts'] / 1e3:8.3f} ms  "
+          f"dur {e['dur']:7.1f} us  {e['args']}")
 
 # %%
 # Now one step of each run, as a Gantt chart: for each rank a *main* lane
@@ -517,7 +526,8 @@ MAIN_COLOURS = {"forward": "C0", "backward": "C1", "wait for all-reduces": "0.7"
 
 
 def steps_of(events, rank):
-    """``(start, end)`` of each traced step of ``rank``, in microseconds: forward to next forward."""
+    """``(start, end)`` of each traced step of ``rank``, in microseconds: forward to next
+    forward."""
     starts = sorted(e["ts"] for e in events if e["pid"] == rank and e["name"] == "forward")
     ends = starts[1:] + [max(e["ts"] + e["dur"] for e in events if e["pid"] == rank)]
     return list(zip(starts, ends))
@@ -549,8 +559,8 @@ def draw_step(ax, events, step, title, colours):
                 colour = MAIN_COLOURS[e["name"]]
                 layer = 2 if e["name"] == "wait for all-reduces" else 1  # drawn over backward
             span = [((e["ts"] - t0) / 1e3, e["dur"] / 1e3)]
-            ax.broken_barh(span, (row - 0.35, 0.7), facecolor=colour, edgecolor="black", linewidth=0.4,
-                           zorder=layer)
+            ax.broken_barh(span, (row - 0.35, 0.7), facecolor=colour, edgecolor="black",
+                           linewidth=0.4, zorder=layer)
     ax.set_yticks(range(len(lanes)), [f"rank {rank}, {lane}" for rank, lane in lanes])
     ax.set_ylim(len(lanes) - 0.4, -0.6)
     ax.set(xlabel="time since the step began (ms)", title=title)
@@ -577,8 +587,8 @@ colours, handles = bucket_legend(events)
 fig, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
 for ax, mode in zip(axes, traces):
     step = median_step(traces[mode])
-    draw_step(ax, traces[mode], step, f"{mode}: LeNet 28x28, batch 128 on 2 ranks, traced step {step + 1}",
-              colours)
+    draw_step(ax, traces[mode], step,
+              f"{mode}: LeNet 28x28, batch 128 on 2 ranks, traced step {step + 1}", colours)
 axes[0].xaxis.set_tick_params(labelbottom=True)
 fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
 fig.tight_layout(rect=(0, 0.11, 1, 1))
@@ -594,7 +604,8 @@ fig.tight_layout(rect=(0, 0.11, 1, 1))
 
 
 def summary(events):
-    """Per rank: median step (ms), all-reduce ms per step, share of it during backward's computation."""
+    """Per rank: median step (ms), all-reduce ms per step, share of it during backward's
+    computation."""
     rows = []
     for rank in sorted({e["pid"] for e in events}):
         hidden = total = 0.0
@@ -614,13 +625,15 @@ def summary(events):
     return rows
 
 
-print(f"{'':10s} {'rank':>4s} {'median step ms':>15s} {'all-reduce ms/step':>19s} {'during backward':>16s}")
+print(f"{'':10s} {'rank':>4s} {'median step ms':>15s} {'all-reduce ms/step':>19s} "
+      f"{'during backward':>16s}")
 for mode in traces:
     for rank, step_ms, comm_ms, hidden in summary(traces[mode]):
         print(f"{mode:10s} {rank:4d} {step_ms:15.1f} {comm_ms:19.1f} {hidden:16.0%}")
 
 median = {mode: np.median([row[1] for row in summary(traces[mode])]) for mode in traces}
-print(f"median step: {median['overlap']:.1f} ms with overlap, {median['no overlap']:.1f} ms without")
+print(f"median step: {median['overlap']:.1f} ms with overlap, "
+      f"{median['no overlap']:.1f} ms without")
 
 # %%
 # Overlap starts the communication early; on this machine, it has little to
@@ -707,16 +720,18 @@ configurations = [("p = 1, 1 thread", 1, 1, 1), ("p = 1, 2 BLAS threads", 1, 2, 
 single = [label for label, ranks, _, _ in configurations if ranks == 1]
 scaling = {}
 for label, ranks, blas, kernel in configurations:
-    job = run_mpi(SCALING, ranks, args=[blas, kernel], timeout=120, env={"OMP_NUM_THREADS": str(max(blas, kernel))})
+    job = run_mpi(SCALING, ranks, args=[blas, kernel], timeout=120,
+                  env={"OMP_NUM_THREADS": str(max(blas, kernel))})
     scaling[label] = job.results[0]
 base = scaling["p = 1, 1 thread"]["epoch"]
 best_single = min(scaling[label]["epoch"] for label in single)
-print(f"{'configuration':24s} {'s/epoch':>8s} {'speedup':>8s} {'vs best p = 1':>14s} {'waiting':>8s}")
+print(f"{'configuration':24s} {'s/epoch':>8s} {'speedup':>8s} {'vs best p = 1':>14s} "
+      f"{'waiting':>8s}")
 for label, ranks, blas, kernel in configurations:
     r = scaling[label]
     note = "  (oversubscribed)" if ranks * max(blas, kernel) > cores else ""
-    print(f"{label:24s} {r['epoch']:8.3f} {base / r['epoch']:7.2f}x {best_single / r['epoch']:13.2f}x "
-          f"{r['wait'] / r['epoch']:8.0%}{note}")
+    print(f"{label:24s} {r['epoch']:8.3f} {base / r['epoch']:7.2f}x "
+          f"{best_single / r['epoch']:13.2f}x {r['wait'] / r['epoch']:8.0%}{note}")
 
 # %%
 # ``speedup`` is over one process with one thread, ``vs best p = 1`` over the
@@ -738,7 +753,8 @@ ax1.tick_params(axis="x", labelsize=7)
 ax1.set(ylabel="time per epoch (s)", title="LeNet 28x28, global batch 128, 1024 samples")
 ax2.plot(ranks_axis, [base / t for t in epoch_times], "o-", label="measured, one thread per rank")
 ax2.plot(ranks_axis, ranks_axis, "--", color="0.5", label="ideal: p times faster")
-ax2.axhline(base / best_single, color="0.4", linestyle=":", label="one process, best use of 2 cores")
+ax2.axhline(base / best_single, color="0.4", linestyle=":",
+            label="one process, best use of 2 cores")
 if cores < 4:
     ax2.axvspan(cores + 0.05, 4.2, color="C3", alpha=0.08, label="more ranks than cores")
 ax2.set(xlabel="ranks p", ylabel="speedup over p = 1, 1 thread", xticks=ranks_axis, xlim=(0.8, 4.2),

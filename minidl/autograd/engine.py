@@ -29,7 +29,6 @@ import numpy as np
 
 from minidl.autograd.tensor import Tensor
 
-
 # Callbacks queued during the backward pass now running (None outside backward).
 _callbacks: list[Callable[[], None]] | None = None
 
@@ -41,7 +40,9 @@ def queue_callback(fn: Callable[[], None]) -> None:
     order they were queued, after every gradient is in place.
     """
     if _callbacks is None:
-        raise RuntimeError("queue_callback() can only be called during backward(), e.g. from a hook")
+        raise RuntimeError(
+            "queue_callback() can only be called during backward(), e.g. from a hook"
+        )
     _callbacks.append(fn)
 
 
@@ -69,12 +70,15 @@ def _initial_grad(root: Tensor, grad: Any) -> np.ndarray:
         if root.data.size != 1:
             raise RuntimeError(
                 f"backward() without a gradient needs a tensor with one element (a loss); "
-                f"this one has shape {root.shape}. Pass grad=... of that shape, or reduce it first (e.g. .sum())."
+                f"this one has shape {root.shape}. Pass grad=... of that shape, "
+                "or reduce it first (e.g. .sum())."
             )
         return np.ones_like(root.data)
     grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
     if grad.shape != root.shape:
-        raise ValueError(f"backward(grad): grad has shape {grad.shape} but the tensor has shape {root.shape}")
+        raise ValueError(
+            f"backward(grad): grad has shape {grad.shape} but the tensor has shape {root.shape}"
+        )
     return grad
 
 

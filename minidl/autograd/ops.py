@@ -247,7 +247,9 @@ class Sum(Function):
         return np.sum(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, g):
-        return np.broadcast_to(_keep_reduced_axes(g, self.shape, self.axis, self.keepdims), self.shape)
+        return np.broadcast_to(
+            _keep_reduced_axes(g, self.shape, self.axis, self.keepdims), self.shape
+        )
 
 
 class Mean(Function):
@@ -325,7 +327,9 @@ class Transpose(Function):
     def forward(self, x):
         self.axes = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(self.axes)
         if sorted(a % max(x.ndim, 1) for a in self.axes) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {self.axes} are not a permutation of a {x.ndim}-d tensor's axes")
+            raise ValueError(
+                f"transpose: axes {self.axes} are not a permutation of a {x.ndim}-d tensor's axes"
+            )
         return x.transpose(self.axes)
 
     def backward(self, g):
@@ -343,7 +347,9 @@ class GetItem(Function):
         try:
             return x[self.index]
         except IndexError as exc:
-            raise IndexError(f"index {self.index!r} is invalid for a tensor of shape {x.shape}: {exc}") from None
+            raise IndexError(
+                f"index {self.index!r} is invalid for a tensor of shape {x.shape}: {exc}"
+            ) from None
 
     def backward(self, g):
         grad = np.zeros(self.shape, dtype=g.dtype)
@@ -406,8 +412,11 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
-    """Pick ``a`` where ``condition`` holds and ``b`` elsewhere; differentiable in ``a`` and ``b``."""
-    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    """Pick ``a`` where ``condition`` holds and ``b`` elsewhere; differentiable in ``a``
+    and ``b``."""
+    condition = np.asarray(
+        condition.data if isinstance(condition, Tensor) else condition, dtype=bool
+    )
     return Where.apply(a, b, condition=condition)
 
 

@@ -126,7 +126,8 @@ class Tensor:
     def requires_grad(self, value: bool) -> None:
         if value and self.data.dtype not in FLOAT_DTYPES:
             raise TypeError(
-                f"only float32 and float64 tensors can require gradients, this one is {self.data.dtype}"
+                "only float32 and float64 tensors can require gradients, "
+                f"this one is {self.data.dtype}"
             )
         if not value and self._ctx is not None:
             raise RuntimeError("requires_grad can only be switched off on a leaf; use .detach()")
@@ -188,7 +189,9 @@ class Tensor:
     def item(self) -> float | int | bool:
         """Return the single element as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+            raise ValueError(
+                f"item() needs a tensor with one element, this one has shape {self.shape}"
+            )
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
@@ -238,7 +241,9 @@ class Tensor:
         self._hooks.append(hook)
         return RemovableHandle(self._hooks, hook)
 
-    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> RemovableHandle:
+    def register_post_accumulate_grad_hook(
+        self, hook: Callable[["Tensor"], None]
+    ) -> RemovableHandle:
         """Call ``hook(tensor)`` on a leaf right after its ``.grad`` is updated."""
         if not self.is_leaf or not self._requires_grad:
             raise RuntimeError("post-accumulate hooks are for leaves that require grad")

@@ -56,7 +56,8 @@ def batch_dtype(dtype: np.dtype) -> np.dtype:
     if dtype.kind in "iu":
         return np.dtype(np.int64)
     raise TypeError(
-        f"data of dtype {dtype} cannot go into a batch: minidl tensors hold floats, integers and bools"
+        f"data of dtype {dtype} cannot go into a batch: "
+        "minidl tensors hold floats, integers and bools"
     )
 
 

@@ -78,20 +78,23 @@ class TensorDataset(Dataset):
 
     def __init__(self, *arrays: Any) -> None:
         if not arrays:
-            raise ValueError("TensorDataset needs at least one array, e.g. TensorDataset(images, labels)")
+            raise ValueError(
+                "TensorDataset needs at least one array, e.g. TensorDataset(images, labels)"
+            )
         self.arrays = tuple(_as_array(a) for a in arrays)
         for k, array in enumerate(self.arrays):
             if array.ndim == 0:
                 raise ValueError(
-                    f"array {k} of the TensorDataset is a scalar; each array needs a first (sample) axis"
+                    f"array {k} of the TensorDataset is a scalar; "
+                    "each array needs a first (sample) axis"
                 )
             batch_dtype(array.dtype)
         lengths = {len(a) for a in self.arrays}
         if len(lengths) > 1:
             shapes = ", ".join(str(a.shape) for a in self.arrays)
             raise ValueError(
-                f"the arrays of a TensorDataset must have the same first dimension (one row per sample), "
-                f"got shapes {shapes}"
+                "the arrays of a TensorDataset must have the same first dimension "
+                f"(one row per sample), got shapes {shapes}"
             )
 
     def __len__(self) -> int:

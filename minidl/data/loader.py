@@ -81,10 +81,19 @@ class DataLoader:
     (1, 1, 8, 8) float32 int64
     """
 
-    def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 sampler: Any = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        sampler: Any = None,
+        seed: int | None = None,
+    ) -> None:
         if not hasattr(dataset, "__getitem__"):
-            raise TypeError(f"DataLoader needs a dataset that can be indexed, got a {type(dataset).__name__}")
+            raise TypeError(
+                f"DataLoader needs a dataset that can be indexed, got a {type(dataset).__name__}"
+            )
         if sampler is not None:
             if shuffle:
                 raise ValueError(
@@ -93,7 +102,8 @@ class DataLoader:
                 )
             if seed is not None:
                 raise ValueError(
-                    "DataLoader's seed seeds its own shuffling; with a sampler, seed the sampler instead"
+                    "DataLoader's seed seeds its own shuffling; "
+                    "with a sampler, seed the sampler instead"
                 )
             if not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
                 raise TypeError(
@@ -103,7 +113,8 @@ class DataLoader:
             sampler = RandomSampler(dataset, seed=seed)
         elif seed is not None:
             raise ValueError(
-                f"seed={seed} only seeds shuffling, and shuffle is False: pass shuffle=True or no seed"
+                f"seed={seed} only seeds shuffling, and shuffle is False: "
+                "pass shuffle=True or no seed"
             )
         else:
             sampler = SequentialSampler(dataset)

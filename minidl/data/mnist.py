@@ -35,8 +35,8 @@ FILES = {
 SOURCES = {
     "mnist": "MNIST: 'The MNIST database of handwritten digits' by Yann LeCun, Corinna Cortes and "
              "Christopher J. C. Burges, from its page or one of its mirrors",
-    "fashion-mnist": "Fashion-MNIST: Zalando Research's GitHub repository zalandoresearch/fashion-mnist, "
-                     "folder data/fashion",
+    "fashion-mnist": "Fashion-MNIST: Zalando Research's GitHub repository "
+                     "zalandoresearch/fashion-mnist, folder data/fashion",
 }
 
 _UNSIGNED_BYTE = 0x08
@@ -133,15 +133,18 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
             with gzip.open(path, "rb") as f:
                 raw = f.read()
         except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-            raise ValueError(f"{path} is not a complete gzip file ({err}); download it again") from err
+            raise ValueError(
+                f"{path} is not a complete gzip file ({err}); download it again"
+            ) from err
     else:
         raw = path.read_bytes()
     magic = int.from_bytes(raw[:4], "big")
     expected = _UNSIGNED_BYTE << 8 | ndim
     if magic != expected:
         raise ValueError(
-            f"{path} starts with magic number {magic}, but an IDX file of unsigned bytes with {ndim} "
-            f"dimension(s) starts with {expected}: is it the right file, and not an HTML error page?"
+            f"{path} starts with magic number {magic}, but an IDX file of unsigned bytes "
+            f"with {ndim} dimension(s) starts with {expected}: is it the right file, "
+            "and not an HTML error page?"
         )
     # The magic number and one size per dimension, 4 bytes each.
     header_size = 4 * (1 + ndim)
@@ -154,7 +157,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     if len(raw) != expected_bytes:
         problem = "truncated" if len(raw) < expected_bytes else "longer than its header says"
         raise ValueError(
-            f"{path} is {problem}: its header promises shape {shape}, {expected_bytes} bytes in all, "
-            f"but the file has {len(raw)} bytes"
+            f"{path} is {problem}: its header promises shape {shape}, "
+            f"{expected_bytes} bytes in all, but the file has {len(raw)} bytes"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)

@@ -173,6 +173,7 @@ class BatchSampler(Sampler):
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
-    """Raise a ValueError unless ``value`` is an integer >= ``minimum`` (bools are not integers here)."""
+    """Raise a ValueError unless ``value`` is an integer >= ``minimum`` (bools are not
+    integers here)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

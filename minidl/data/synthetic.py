@@ -106,17 +106,22 @@ def make_blobs(n: int = 300, centers: Any = 3, dim: int | None = None, std: floa
     if np.ndim(centers) == 0:
         dim = 2 if dim is None else dim
         if centers < 1 or dim < 1:
-            raise ValueError(f"make_blobs needs centers >= 1 and dim >= 1, got centers={centers}, dim={dim}")
+            raise ValueError(
+                f"make_blobs needs centers >= 1 and dim >= 1, got centers={centers}, dim={dim}"
+            )
         low, high = center_box
         centres = rng.uniform(low, high, size=(int(centers), dim))
     else:
         centres = np.asarray(centers, dtype=np.float64)
         if centres.ndim != 2 or len(centres) == 0:
             raise ValueError(
-                f"centers must be a number or an array of shape (clusters, dim), got shape {centres.shape}"
+                "centers must be a number or an array of shape (clusters, dim), "
+                f"got shape {centres.shape}"
             )
         if dim is not None and dim != centres.shape[1]:
-            raise ValueError(f"dim={dim} but the given centers are points of dimension {centres.shape[1]}")
+            raise ValueError(
+                f"dim={dim} but the given centers are points of dimension {centres.shape[1]}"
+            )
     k = len(centres)
     if n < k or std < 0:
         raise ValueError(

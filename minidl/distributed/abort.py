@@ -11,10 +11,10 @@ hook calls ``MPI.COMM_WORLD.Abort(1)``, as the runner would.
 Under ``python -m mpi4py`` the runner aborts the job itself, after the exit
 handlers have run; the hook then only notes that an exception escaped
 (:data:`escaped`), so that no exit handler starts a collective that the
-failed rank will never join. It stays out of the way in an interactive session (an exception there ends
-a command, not the program), and when a program has installed a hook of its
-own before importing minidl. It never starts MPI: a program that did not
-import ``mpi4py.MPI`` has no job to abort.
+failed rank will never join. It stays out of the way in an interactive
+session (an exception there ends a command, not the program), and when a
+program has installed a hook of its own before importing minidl. It never
+starts MPI: a program that did not import ``mpi4py.MPI`` has no job to abort.
 """
 
 from __future__ import annotations

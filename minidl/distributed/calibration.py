@@ -55,8 +55,8 @@ from typing import Any
 import numpy as np
 
 from minidl import kernels
-from minidl.distributed.fast import executor
 from minidl.distributed.cost import cost
+from minidl.distributed.fast import executor
 from minidl.distributed.schedules import ALGORITHMS
 from minidl.distributed.world import mpi_module, world
 

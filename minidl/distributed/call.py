@@ -26,7 +26,8 @@ MPI_BUILTIN = "mpi"
 """The algorithm name that calls MPI's own collective (``Allreduce``, ``Bcast``, ...)."""
 
 AUTO = "auto"
-"""The algorithm name that lets the cost model choose (see :mod:`minidl.distributed.calibration`)."""
+"""The algorithm name that lets the cost model choose (see
+:mod:`minidl.distributed.calibration`)."""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,9 @@ class Conv2d(Function):
         g2 = g.transpose(1, 0, 2, 3).reshape(f, -1)  # back to (F, N*OH*OW)
         gx = gw = None
         if self.needs_grad[0]:
-            gx = K.col2im(w.reshape(f, -1).T @ g2, self.x_shape, w.shape[2:], self.stride, self.padding)
+            gx = K.col2im(
+                w.reshape(f, -1).T @ g2, self.x_shape, w.shape[2:], self.stride, self.padding
+            )
         if self.needs_grad[1]:
             gw = (g2 @ self.cols.T).reshape(w.shape)
         if len(self.needs_grad) == 2:
@@ -63,7 +65,11 @@ def _out_size(x_shape, kernel, stride, padding) -> tuple[int, int]:
 
 class MaxPool2d(Function):
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.args = _pair(kernel_size), _pair(stride if stride is not None else kernel_size), _pair(padding)
+        self.args = (
+            _pair(kernel_size),
+            _pair(stride if stride is not None else kernel_size),
+            _pair(padding),
+        )
 
     def forward(self, x):
         self.x_shape = x.shape
@@ -78,7 +84,11 @@ class AvgPool2d(Function):
     """Average over each window, zero padding included in the count (PyTorch's default)."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.args = _pair(kernel_size), _pair(stride if stride is not None else kernel_size), _pair(padding)
+        self.args = (
+            _pair(kernel_size),
+            _pair(stride if stride is not None else kernel_size),
+            _pair(padding),
+        )
 
     def forward(self, x):
         n, c, h, w = self.x_shape = x.shape

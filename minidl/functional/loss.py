@@ -35,7 +35,9 @@ class CrossEntropy(Function):
 def _check_targets(logits: Tensor, targets: Any) -> np.ndarray:
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if logits.ndim != 2:
-        raise ValueError(f"cross_entropy expects logits of shape (batch, classes), got {logits.shape}")
+        raise ValueError(
+            f"cross_entropy expects logits of shape (batch, classes), got {logits.shape}"
+        )
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy expects integer class targets, got dtype {targets.dtype}")
     if targets.shape != (logits.shape[0],):
@@ -45,7 +47,9 @@ def _check_targets(logits: Tensor, targets: Any) -> np.ndarray:
         )
     if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
         bad = targets[(targets < 0) | (targets >= logits.shape[1])][0]
-        raise ValueError(f"cross_entropy: target {bad} is out of range for {logits.shape[1]} classes")
+        raise ValueError(
+            f"cross_entropy: target {bad} is out of range for {logits.shape[1]} classes"
+        )
     return targets
 
 
@@ -78,6 +82,8 @@ def mse_loss(input: Tensor, target: Any) -> Tensor:
     """Mean squared error ``mean((input - target) ** 2)``; the shapes must match."""
     target_shape = np.shape(target.data if isinstance(target, Tensor) else target)
     if tuple(input.shape) != tuple(target_shape):
-        raise ValueError(f"mse_loss: input of shape {input.shape} and target of shape {target_shape} differ")
+        raise ValueError(
+            f"mse_loss: input of shape {input.shape} and target of shape {target_shape} differ"
+        )
     diff = input - target
     return (diff * diff).mean()

@@ -66,12 +66,18 @@ def batch_norm(x: Tensor, running_mean: np.ndarray | None, running_var: np.ndarr
         Running-average rate and the variance's guard against division by zero.
     """
     if x.ndim < 2 or x.shape[1] != weight.shape[0]:
-        raise ValueError(f"batch_norm: input of shape {x.shape} does not have {weight.shape[0]} channels on axis 1")
+        raise ValueError(
+            f"batch_norm: input of shape {x.shape} does not have {weight.shape[0]} channels "
+            "on axis 1"
+        )
     use_batch = training or running_mean is None
     if use_batch:
         count = x.size // x.shape[1]
         if count < 2:
-            raise ValueError(f"batch_norm with batch statistics needs more than one value per channel, got input {x.shape}")
+            raise ValueError(
+                "batch_norm with batch statistics needs more than one value per channel, "
+                f"got input {x.shape}"
+            )
         axes = _channel_free_axes(x.data)
         mean, var = x.data.mean(axis=axes), x.data.var(axis=axes)
         if training and running_mean is not None:

@@ -43,7 +43,9 @@ def mlp(in_features: int = 64, hidden: Sequence[int] = (128, 64), num_classes: i
     return nn.Sequential(*layers)
 
 
-def lenet(image_size: int = 8, in_channels: int = 1, num_classes: int = 10, dtype=np.float32) -> nn.Sequential:
+def lenet(
+    image_size: int = 8, in_channels: int = 1, num_classes: int = 10, dtype=np.float32
+) -> nn.Sequential:
     """A LeNet-style CNN (LeCun et al., 1998): two conv + max-pool blocks, then three linear layers.
 
     =========  ==========================  ==========================

@@ -22,7 +22,9 @@ from minidl.random import generator
 def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     """Fans of a weight: ``(in, out)`` for (out, in) linear and (F, C, KH, KW) conv weights."""
     if tensor.ndim < 2:
-        raise ValueError(f"fan in and fan out need a tensor with at least 2 dimensions, got shape {tensor.shape}")
+        raise ValueError(
+            f"fan in and fan out need a tensor with at least 2 dimensions, got shape {tensor.shape}"
+        )
     receptive = int(np.prod(tensor.shape[2:])) if tensor.ndim > 2 else 1
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 

@@ -34,18 +34,25 @@ class Linear(Module):
     dtype : dtype, default float32
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
-        self.register_parameter("bias", Parameter(np.empty(out_features, dtype=dtype)) if bias else None)
+        self.register_parameter(
+            "bias", Parameter(np.empty(out_features, dtype=dtype)) if bias else None
+        )
         _pytorch_default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Conv2d(Module):
@@ -67,7 +74,9 @@ class Conv2d(Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.weight = Parameter(np.empty((out_channels, in_channels, kh, kw), dtype=dtype))
-        self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=dtype)) if bias else None)
+        self.register_parameter(
+            "bias", Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
+        )
         _pytorch_default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -89,7 +98,10 @@ class MaxPool2d(Module):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, "
+            f"padding={self.padding}"
+        )
 
 
 class AvgPool2d(MaxPool2d):
@@ -153,7 +165,9 @@ class Dropout(Module):
 class _BatchNorm(Module):
     expected_ndim: tuple[int, ...] = ()
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32) -> None:
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32
+    ) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
@@ -163,7 +177,10 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self.expected_ndim:
-            raise ValueError(f"{type(self).__name__} expects input with {self.expected_ndim} dimensions, got shape {x.shape}")
+            raise ValueError(
+                f"{type(self).__name__} expects input with {self.expected_ndim} dimensions, "
+                f"got shape {x.shape}"
+            )
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, self.momentum, self.eps)
 
@@ -200,7 +217,9 @@ class Sequential(Module):
         super().__init__()
         for i, module in enumerate(modules):
             if not isinstance(module, Module):
-                raise TypeError(f"Sequential takes Modules, argument {i} is a {type(module).__name__}")
+                raise TypeError(
+                    f"Sequential takes Modules, argument {i} is a {type(module).__name__}"
+                )
             self.add_module(str(i), module)
 
     def forward(self, x: Tensor) -> Tensor:

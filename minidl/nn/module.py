@@ -48,7 +48,8 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(
-                f"cannot assign {name!r} before Module.__init__() ran: call super().__init__() first"
+                f"cannot assign {name!r} before Module.__init__() ran: "
+                "call super().__init__() first"
             )
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
@@ -85,7 +86,8 @@ class Module:
         self._buffers[name] = array
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
-        """Register ``param`` under ``name`` (None keeps the name with no parameter, e.g. no bias)."""
+        """Register ``param`` under ``name`` (None keeps the name with no parameter, e.g. no
+        bias)."""
         if param is None:
             self._parameters.pop(name, None)
             object.__setattr__(self, name, None)
@@ -164,7 +166,8 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset every parameter's gradient: to None (default, like PyTorch) or to zeros in place."""
+        """Reset every parameter's gradient: to None (default, like PyTorch) or to zeros in
+        place."""
         for param in self.parameters():
             if set_to_none:
                 param.grad = None
@@ -206,7 +209,8 @@ class Module:
         unexpected = [k for k in state if k not in targets and k not in buffers]
         if strict and (missing or unexpected):
             raise KeyError(
-                f"load_state_dict for {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
+                f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
             )
         for name, value in state.items():
             value = np.asarray(value)

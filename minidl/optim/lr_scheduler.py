@@ -55,7 +55,8 @@ class StepLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    """Cosine decay from the initial rate to ``eta_min`` over ``T_max`` epochs (Loshchilov & Hutter, 2017).
+    """Cosine decay from the initial rate to ``eta_min`` over ``T_max`` epochs (Loshchilov &
+    Hutter, 2017).
 
     ``lr_t = eta_min + (lr_0 - eta_min) * (1 + cos(pi * t / T_max)) / 2``
     """

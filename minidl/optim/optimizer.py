@@ -37,7 +37,10 @@ class Optimizer:
         group = {**self.defaults, **group, "params": list(group["params"])}
         for p in group["params"]:
             if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__} can only optimize tensors that require grad, got {p!r:.60}")
+                raise TypeError(
+                    f"{type(self).__name__} can only optimize tensors that require grad, "
+                    f"got {p!r:.60}"
+                )
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -77,12 +80,17 @@ class Optimizer:
         """Restore what :meth:`state_dict` returned, onto this optimizer's parameters."""
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
-            raise ValueError(f"optimizer state has {len(groups)} parameter groups, this optimizer has {len(self.param_groups)}")
+            raise ValueError(
+                f"optimizer state has {len(groups)} parameter groups, "
+                f"this optimizer has {len(self.param_groups)}"
+            )
         params = self._params()
         for saved, group in zip(groups, self.param_groups):
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"a parameter group holds {len(saved['params'])} parameters in the state "
-                                 f"but {len(group['params'])} in this optimizer")
+                raise ValueError(
+                    f"a parameter group holds {len(saved['params'])} parameters in the state "
+                    f"but {len(group['params'])} in this optimizer"
+                )
             group.update({k: v for k, v in saved.items() if k != "params"})
         self.state = {}
         for key, s in state_dict["state"].items():
@@ -91,5 +99,8 @@ class Optimizer:
                         for k, v in s.items()}
             for k, v in restored.items():
                 if isinstance(v, np.ndarray) and v.shape != p.shape:
-                    raise ValueError(f"optimizer state {k!r} of parameter {key} has shape {v.shape}, the parameter {p.shape}")
+                    raise ValueError(
+                        f"optimizer state {k!r} of parameter {key} has shape {v.shape}, "
+                        f"the parameter {p.shape}"
+                    )
             self.state[id(p)] = restored

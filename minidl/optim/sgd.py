@@ -29,12 +29,21 @@ class SGD(Optimizer):
     nesterov : bool, default False
     """
 
-    def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         if lr < 0:
             raise ValueError(f"invalid learning rate {lr}: it must be >= 0")
         if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"momentum ({momentum}) and weight_decay ({weight_decay}) must be >= 0")
+            raise ValueError(
+                f"momentum ({momentum}) and weight_decay ({weight_decay}) must be >= 0"
+            )
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,

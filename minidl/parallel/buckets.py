@@ -57,7 +57,8 @@ class Bucket:
 
 
 def assign_buckets(named_params: list[tuple[str, Parameter]], cap_bytes: float) -> list[Bucket]:
-    """Group parameters, last first, into buckets of at most ``cap_bytes`` (at least one parameter each).
+    """Group parameters, last first, into buckets of at most ``cap_bytes`` (at least one
+    parameter each).
 
     Parameters
     ----------
@@ -85,5 +86,9 @@ def assign_buckets(named_params: list[tuple[str, Parameter]], cap_bytes: float) 
     for index, group in enumerate(groups):
         offsets = list(np.cumsum([0] + [p.size for _, p in group[:-1]]))
         total = sum(p.size for _, p in group)
-        buckets.append(Bucket(index, np.zeros(total, dtype=group[0][1].dtype), group, [int(o) for o in offsets]))
+        buckets.append(
+            Bucket(
+                index, np.zeros(total, dtype=group[0][1].dtype), group, [int(o) for o in offsets]
+            )
+        )
     return buckets

@@ -1,4 +1,5 @@
-"""Keeping replicas identical: same architecture, same starting weights, same weights after each step."""
+"""Keeping replicas identical: same architecture, same starting weights, same weights after
+each step."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from typing import Any
 import numpy as np
 
 from minidl.distributed import broadcast
-from minidl.nn.module import Module
 from minidl.distributed.world import world
+from minidl.nn.module import Module
 
 
 def describe(model: Module) -> list[tuple[str, tuple[int, ...], str]]:
-    """``(name, shape, dtype)`` of every parameter and buffer, in order: the model's architecture."""
+    """``(name, shape, dtype)`` of every parameter and buffer, in order: the model's
+    architecture."""
     entries = [(name, tuple(p.shape), str(p.dtype)) for name, p in model.named_parameters()]
-    entries += [(name, tuple(np.shape(b)), str(np.asarray(b).dtype)) for name, b in model.named_buffers()]
+    entries += [
+        (name, tuple(np.shape(b)), str(np.asarray(b).dtype)) for name, b in model.named_buffers()
+    ]
     return entries
 
 
@@ -44,8 +48,10 @@ def check_same_architecture(model: Module, comm: Any = None) -> None:
 def _first_difference(ref: list, other: list) -> str | None:
     for i, (a, b) in enumerate(zip(ref, other)):
         if a != b:
-            return (f"entry {i} is {b[0]!r} of shape {b[1]} and dtype {b[2]}, "
-                    f"but {a[0]!r} of shape {a[1]} and dtype {a[2]} on rank 0")
+            return (
+                f"entry {i} is {b[0]!r} of shape {b[1]} and dtype {b[2]}, "
+                f"but {a[0]!r} of shape {a[1]} and dtype {a[2]} on rank 0"
+            )
     if len(ref) != len(other):
         return f"{len(other)} parameters and buffers, but {len(ref)} on rank 0"
     return None

@@ -39,12 +39,20 @@ class DistributedSampler:
     Examples
     --------
     >>> from minidl.parallel import DistributedSampler
-    >>> [list(DistributedSampler(range(10), num_replicas=3, rank=r, shuffle=False)) for r in range(3)]
+    >>> [list(DistributedSampler(range(10), num_replicas=3, rank=r, shuffle=False))
+    ...  for r in range(3)]
     [[0, 3, 6, 9], [1, 4, 7, 0], [2, 5, 8, 1]]
     """
 
-    def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: Sized,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
         if num_replicas is None or rank is None:
             comm = world()
             num_replicas = comm.Get_size() if num_replicas is None else num_replicas
@@ -52,7 +60,9 @@ class DistributedSampler:
         if num_replicas < 1:
             raise ValueError(f"num_replicas must be at least 1, got {num_replicas}")
         if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} is out of range for {num_replicas} replicas (0 to {num_replicas - 1})")
+            raise ValueError(
+                f"rank {rank} is out of range for {num_replicas} replicas (0 to {num_replicas - 1})"
+            )
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
@@ -91,7 +101,8 @@ class DistributedSampler:
         return self.num_samples
 
     def __repr__(self) -> str:
-        return (f"DistributedSampler(rank={self.rank}, num_replicas={self.num_replicas}, "
-                f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last}, epoch={self.epoch})")
-
-
+        return (
+            f"DistributedSampler(rank={self.rank}, num_replicas={self.num_replicas}, "
+            f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last}, "
+            f"epoch={self.epoch})"
+        )

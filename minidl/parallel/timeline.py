@@ -69,8 +69,8 @@ class Timeline:
         """
         # Spans are small, irregular Python objects gathered once: pickling is fine here.
         messages = [] if trace is None else [
-            Span(e.rank, e.kind, f"{e.kind} {'to' if e.kind == 'send' else 'from'} {e.peer}", e.start, e.end,
-                 {"round": e.round, "peer": e.peer, "bytes": e.nbytes})
+            Span(e.rank, e.kind, f"{e.kind} {'to' if e.kind == 'send' else 'from'} {e.peer}",
+                 e.start, e.end, {"round": e.round, "peer": e.peer, "bytes": e.nbytes})
             for e in trace.events]
         everyone = comm.gather(self.spans + messages, root=0)
         if everyone is None:
@@ -85,11 +85,27 @@ def chrome_document(spans: list[Span]) -> dict[str, Any]:
     t0 = min((s.start for s in spans), default=0.0)
     events: list[dict[str, Any]] = []
     for rank in sorted({s.rank for s in spans}):
-        events.append({"ph": "M", "name": "process_name", "pid": rank, "args": {"name": f"rank {rank}"}})
-        events.append({"ph": "M", "name": "process_sort_index", "pid": rank, "args": {"sort_index": rank}})
+        events.append(
+            {"ph": "M", "name": "process_name", "pid": rank, "args": {"name": f"rank {rank}"}}
+        )
+        events.append(
+            {"ph": "M", "name": "process_sort_index", "pid": rank, "args": {"sort_index": rank}}
+        )
         for tid, lane in enumerate(LANES):
-            events.append({"ph": "M", "name": "thread_name", "pid": rank, "tid": tid, "args": {"name": lane}})
+            events.append(
+                {"ph": "M", "name": "thread_name", "pid": rank, "tid": tid, "args": {"name": lane}}
+            )
     for s in spans:
-        events.append({"ph": "X", "name": s.name, "cat": s.lane, "pid": s.rank, "tid": LANES.index(s.lane),
-                       "ts": (s.start - t0) * 1e6, "dur": (s.end - s.start) * 1e6, "args": s.args})
+        events.append(
+            {
+                "ph": "X",
+                "name": s.name,
+                "cat": s.lane,
+                "pid": s.rank,
+                "tid": LANES.index(s.lane),
+                "ts": (s.start - t0) * 1e6,
+                "dur": (s.end - s.start) * 1e6,
+                "args": s.args,
+            }
+        )
     return {"traceEvents": events, "displayTimeUnit": "ms"}

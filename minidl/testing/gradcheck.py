@@ -65,7 +65,9 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: 
     xs = [_as_input(x) for x in inputs]
     out = fn(*xs)
     if not isinstance(out, Tensor) or out.dtype.kind != "f":
-        raise TypeError(f"gradcheck: fn must return a floating-point Tensor, got {type(out).__name__}")
+        raise TypeError(
+            f"gradcheck: fn must return a floating-point Tensor, got {type(out).__name__}"
+        )
     weights = np.random.default_rng(seed).standard_normal(out.shape)
 
     def objective() -> float:
@@ -73,7 +75,9 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: 
             return float((fn(*xs).data * weights).sum())
 
     if not out.requires_grad:
-        raise AssertionError("gradcheck: the output does not depend on any input that requires grad")
+        raise AssertionError(
+            "gradcheck: the output does not depend on any input that requires grad"
+        )
     out.backward(weights.astype(out.dtype))
 
     for i, x in enumerate(xs):

@@ -12,7 +12,12 @@ import minidl
 import minidl.functional as F
 from minidl import models, optim
 from minidl.distributed import allreduce
-from minidl.parallel import DistributedDataParallel, DistributedSampler, allreduce_gradients, parameters_hash
+from minidl.parallel import (
+    DistributedDataParallel,
+    DistributedSampler,
+    allreduce_gradients,
+    parameters_hash,
+)
 from minidl.testing import report
 
 algorithm = sys.argv[1]
@@ -72,7 +77,8 @@ def chatter(ddp, wrong):
 
 results = {}
 configs = [(cap, overlap, "") for cap in (0.0, 1.0, float("inf")) for overlap in (True, False)]
-for cap, overlap, variant in configs + [(0.0, True, "skewed"), (0.001, True, "skewed"), (0.0, True, "chatty")]:
+for cap, overlap, variant in configs + [(0.0, True, "skewed"), (0.001, True, "skewed"),
+                                        (0.0, True, "chatty")]:
     ddp = DistributedDataParallel(fresh(), algorithm=algorithm, bucket_cap_mb=cap, overlap=overlap)
     wrong = []
     if variant == "skewed":
@@ -91,8 +97,11 @@ for cap, overlap, variant in configs + [(0.0, True, "skewed"), (0.001, True, "sk
         loss.backward()
         opt.step()
     results[f"cap={cap} overlap={overlap}{' ' + variant if variant else ''}"] = {
-        "state": ddp.module.state_dict(), "buckets": len(ddp.buckets), "initial_hash": hash_after_construction,
-        "wrong": wrong}
+        "state": ddp.module.state_dict(),
+        "buckets": len(ddp.buckets),
+        "initial_hash": hash_after_construction,
+        "wrong": wrong,
+    }
     ddp.close()
 
 # The explicit version: one all-reduce per parameter, after backward.
