@@ -54,6 +54,7 @@ SAME_BITS = """
                 request = D.iallreduce(buf, op, algorithm)
                 while not request.test():
                     pass
+                request.wait()  # lets the next collective start on the communicator
             elif collective in ("allreduce", "reduce_scatter"):
                 getattr(D, collective)(buf, op, algorithm, trace=trace)
             elif collective == "reduce":
@@ -159,3 +160,68 @@ def test_ranks_on_different_executors_are_told_so_not_left_hanging():
     job = run_mpi(MIXED, 3, timeout=60)
     for message in job.results:
         assert "executor: 'reference' on rank 0; 'fast' on ranks 1, 2" in message
+
+
+DIRECT = """
+    import numpy as np
+    from mpi4py import MPI
+
+    import minidl.distributed as D
+    from minidl.distributed import Round, chunk_bounds, reduce_from, send
+    from minidl.testing import report
+
+    def direct(p, rank, n):
+        # One round: the whole buffer to every other rank, every other rank's reduced in.
+        whole = chunk_bounds(n, 1)
+        others = [q for q in range(p) if q != rank]
+        yield Round.of(*(send(q, whole, 0) for q in others),
+                       *(reduce_from(q, whole, 0) for q in others))
+
+    comm = MPI.COMM_WORLD
+    right = []
+    for executor in ("fast", "reference"):
+        for n in (20000, 700001):  # long enough for MPI's rendezvous, and cut into segments
+            buf = np.arange(n, dtype=np.float64) + comm.rank
+            with D.use(executor):
+                D.allreduce(buf, algorithm=direct)
+            want = comm.size * np.arange(n) + sum(range(comm.size))
+            right.append(bool(np.array_equal(buf, want)))
+    report(right)
+"""
+
+
+@pytest.mark.mpi
+def test_a_round_of_many_long_messages_each_way_completes_on_both_executors():
+    # Each message reduced waits for the round's sends to other peers: posted a
+    # window at a time, the fast executor once waited for a send whose receive
+    # its peer had not posted yet, while the peer waited for it.
+    job = run_mpi(DIRECT, 3, timeout=120)
+    assert job.results == [[True] * 4] * 3
+
+
+WRONG_PEER = """
+    import numpy as np
+    from mpi4py import MPI
+
+    import minidl.distributed as D
+    from minidl.distributed import Round, chunk_bounds, copy_from, reduce_from, send
+
+    def forgot_modulo(p, rank, n):
+        bounds = chunk_bounds(n, p)
+        right, left = (rank + 1) % p, rank - 1  # rank 0's left is -1: MPI_PROC_NULL
+        for k in range(p - 1):
+            yield Round.of(send(right, bounds, (rank - k) % p),
+                           reduce_from(left, bounds, (rank - k - 1) % p))
+
+    with D.use(__import__("sys").argv[1]):
+        D.allreduce(np.ones(6), algorithm=forgot_modulo)
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("executor", ["reference", "fast"])
+def test_a_peer_outside_the_ranks_ends_the_job_with_the_round_named(executor):
+    job = run_mpi(WRONG_PEER, 2, args=[executor], timeout=60, check=False)
+    assert job.returncode != 0
+    assert "round 0: rank 0 does 'reduce chunk 1 [3:6] from rank -1'" in job.stderr
+    assert "the peer must be a rank of p=2" in job.stderr

@@ -721,3 +721,33 @@ def test_short_buffers_bound_with_persistent_requests_stay_correct_and_exit_clea
     failures = [f for r in job.results for f in r["failures"]]
     assert not failures, "\n".join(failures[:20])
     assert "persistent request" not in job.stderr + job.stdout  # freed before MPI finalizes
+
+
+def test_the_refusal_is_the_same_on_every_rank_whatever_test_returned():
+    # test() may return True on one rank and False on another at the same point of the
+    # program: only wait() lets the next collective start, so every rank refuses alike,
+    # and a program that catches the refusal goes on alike on every rank (no hang).
+    code = """
+        import time
+        import numpy as np
+        from mpi4py import MPI
+        from minidl.distributed import allreduce, iallreduce
+        from minidl.testing import report
+        rank = MPI.COMM_WORLD.rank
+        outcomes = []
+        for _ in range(5):
+            request = iallreduce(np.ones(1000))
+            if rank == 0:
+                time.sleep(0.05)  # rank 0's request is done when it tests; rank 1's may not be
+            request.test()
+            try:
+                allreduce(np.ones(10))
+                outcomes.append("ran")
+            except ValueError:
+                outcomes.append("refused")
+                request.wait()
+            allreduce(np.ones(10))  # and after wait(), the communicator is free again
+        report(outcomes)
+    """
+    job = run_mpi(code, 2, timeout=60)
+    assert job.results == [["refused"] * 5] * 2

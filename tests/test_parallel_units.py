@@ -339,3 +339,14 @@ def test_bytes_sent_are_read_off_the_schedule_a_students_too(p, n):
     for ring in ("ring", _my_ring):
         assert sum(bytes_sent(ring, p, r, n, 4) for r in range(p)) == 8 * (p - 1) * n
     assert bytes_sent(_my_ring, 1, 0, n, 4) == 0
+
+
+def test_a_closed_ddp_refuses_to_run_rather_than_train_unaveraged():
+    import minidl
+    from minidl import nn
+    from minidl.parallel import DistributedDataParallel
+
+    ddp = DistributedDataParallel(nn.Linear(2, 2))  # one rank: no mpiexec needed
+    ddp.close()
+    with pytest.raises(RuntimeError, match="was closed.*ddp.module"):
+        ddp(minidl.randn(3, 2))

@@ -44,8 +44,17 @@ from minidl.distributed.cost import Cost, cost
 from minidl.distributed.executors import backend, use
 from minidl.distributed.request import CollectiveRequest
 from minidl.distributed.schedules import ALGORITHMS, Schedule, schedule
-from minidl.distributed.simulate import ScheduleError, Simulation, simulate
-from minidl.distributed.steps import Recv, Round, ScheduleFn, Send, copy_from, reduce_from, send
+from minidl.distributed.simulate import Simulation, simulate
+from minidl.distributed.steps import (
+    Recv,
+    Round,
+    ScheduleError,
+    ScheduleFn,
+    Send,
+    copy_from,
+    reduce_from,
+    send,
+)
 from minidl.distributed.trace import Event, RankStats, Trace
 from minidl.distributed.world import world
 

@@ -107,6 +107,12 @@ def prepare_call(
     check_dtype(dtype, f"{where}: buf")
     if op is not None:
         check_op(op, where)
+    if collective in ROOTED and not 0 <= root < p:
+        raise ValueError(f"{where}: root {root} is not a rank of this communicator (size {p})")
+    try:
+        check_layout(p, n, root, collective)
+    except ValueError as exc:  # its message may start with the collective's name: say it once
+        raise ValueError(f"{where}: {str(exc).removeprefix(collective + ': ')}") from None
     model = None
     if algorithm == AUTO:
         model = calibration.current()
@@ -118,12 +124,6 @@ def prepare_call(
             name, _ = resolve(collective, algorithm)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}, {AUTO!r} or {MPI_BUILTIN!r}") from None
-    if collective in ROOTED and not 0 <= root < p:
-        raise ValueError(f"{where}: root {root} is not a rank of this communicator (size {p})")
-    try:
-        check_layout(p, n, root, collective)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
     fields = (
         ("collective", collective),
         ("number of elements", n),

@@ -135,7 +135,8 @@ def iallreduce(
     the same order on every rank, and only one of minidl's at a time per
     communicator (their messages use the same tags; ``comm.Dup()`` gives
     each its own): any other of minidl's collectives on it raises until this
-    one's ``test()`` has returned True or its ``wait()`` has returned.
+    one's ``wait()`` has returned (call it also once ``test()`` has returned
+    True; it then returns at once).
 
     Parameters
     ----------
@@ -322,8 +323,9 @@ def scatter(
         The rank whose chunks are sent.
     algorithm : str or callable, optional
         ``"binomial"`` (default: a binomial tree, ``ceil(lg p)`` rounds),
-        ``"linear"`` (the root sends each rank its chunk), ``"mpi"`` (MPI's
-        ``Scatterv``), or a schedule of your own.
+        ``"linear"`` (the root sends each rank its chunk), ``"auto"`` (the
+        cost model's pick), ``"mpi"`` (MPI's ``Scatterv``), or a schedule of
+        your own.
 
     Returns
     -------
@@ -359,8 +361,8 @@ def gather(
     root : int, optional
         The rank that collects.
     algorithm : str or callable, optional
-        ``"binomial"`` (default), ``"linear"``, ``"mpi"`` (MPI's ``Gatherv``),
-        or a schedule of your own.
+        ``"binomial"`` (default), ``"linear"``, ``"auto"`` (the cost model's
+        pick), ``"mpi"`` (MPI's ``Gatherv``), or a schedule of your own.
 
     Returns
     -------
@@ -393,9 +395,10 @@ def alltoall(
     buf, comm, trace, check
         As in :func:`allreduce`; the size must be a multiple of ``p``.
     algorithm : str or callable, optional
-        ``"pairwise"`` (default: ``p - 1`` exchanges with one partner each),
-        ``"bruck"`` (``ceil(lg p)`` rounds, for short messages), ``"mpi"``
-        (MPI's ``Alltoall``), or a schedule of your own.
+        ``"pairwise"`` (default: ``p`` rounds, in each one exchange with one
+        partner, one round idle on each rank), ``"bruck"`` (``ceil(lg p)``
+        rounds of messages, for short blocks), ``"auto"`` (the cost model's
+        pick), ``"mpi"`` (MPI's ``Alltoall``), or a schedule of your own.
 
     Returns
     -------
@@ -429,7 +432,7 @@ def _validate(
     still in flight (see :data:`minidl.distributed.request._STARTED`);
     ``name`` is what the error calls it (``"iallreduce"``), if not ``collective``.
     """
-    call = executors.current().validate(collective, buf, op, algorithm, root, comm)
+    call = executors.active.validate(collective, buf, op, algorithm, root, comm)
     if _STARTED and call.algorithm != MPI_BUILTIN:
         refuse_while_started(name or collective, call)
     if trace is not None:
@@ -449,7 +452,7 @@ def _agree(call: Call, check: bool) -> None:
     """
     if check:
         names = _names_a_rank_may_pass()
-        take_maximum = executors.current().maximum
+        take_maximum = executors.active.maximum
         check_agreement(call.comm, call.collective, call.fields, names, call.hashed, take_maximum)
 
 
@@ -457,7 +460,7 @@ def _schedule(call: Call) -> Any:
     """Step 3: this rank's rounds, in the form the executor runs (None for MPI's own)."""
     if call.algorithm == MPI_BUILTIN:
         return None
-    return executors.current().schedule(call)
+    return executors.active.schedule(call)
 
 
 def _run(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> np.ndarray:
@@ -470,7 +473,7 @@ def _run(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> np.
     if schedule is None:
         _mpi_builtin(call, flat)
     else:
-        executors.current().run(schedule, flat, call.op, call.comm, trace)
+        executors.active.run(schedule, flat, call.op, call.comm, trace)
     return flat
 
 
@@ -481,7 +484,7 @@ def _start(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> C
         mpi = mpi_module()
         request = call.comm.Iallreduce(mpi.IN_PLACE, flat, op=getattr(mpi, call.op.upper()))
         return CollectiveRequest(until_done(request), buf)
-    steps = executors.current().start(schedule, flat, call.op, call.comm, trace)
+    steps = executors.active.start(schedule, flat, call.op, call.comm, trace)
     request = CollectiveRequest(steps, buf, call.comm)
     _STARTED[id(call.comm)] = request
     return request

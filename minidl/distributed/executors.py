@@ -29,7 +29,7 @@ from minidl.distributed.schedules import rounds_of
 
 
 class Executor(NamedTuple):
-    """The three steps an executor does for a collective."""
+    """What an executor does for a collective: its steps, as functions."""
 
     name: str
     """``"reference"`` or ``"fast"``."""
@@ -73,17 +73,20 @@ def _fast() -> Executor:
 EXECUTORS = ("reference", "fast")
 """The executors' names."""
 
-_active: Executor = _fast()
+_FAST = _fast()
+
+active: Executor = _FAST
+"""The active executor (the collectives read it at every call; set it with :class:`use`)."""
 
 
 def backend() -> str:
     """The name of the active executor, ``"reference"`` or ``"fast"``."""
-    return _active.name
+    return active.name
 
 
 def current() -> Executor:
     """The active executor."""
-    return _active
+    return active
 
 
 class use:
@@ -105,15 +108,15 @@ class use:
     """
 
     def __init__(self, name: Literal["reference", "fast"]) -> None:
-        global _active
+        global active
         if name not in EXECUTORS:
             raise ValueError(f"unknown executor {name!r}; expected one of {EXECUTORS}")
-        self._previous = _active
-        _active = REFERENCE if name == "reference" else _fast()
+        self._previous = active
+        active = REFERENCE if name == "reference" else _FAST
 
     def __enter__(self) -> use:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        global _active
-        _active = self._previous
+        global active
+        active = self._previous

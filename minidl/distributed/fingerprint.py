@@ -104,7 +104,7 @@ def check_agreement(
         problems.append(f"{field}: " + "; ".join(parts))
     raise ValueError(
         f"{what} on rank {comm.Get_rank()}: the ranks did not call it alike, so it would "
-        "deadlock or give wrong results. Every rank must pass the same "
+        "deadlock or give wrong results. Every rank must call it with the same "
         + ", ".join(field for field, _ in fields)
         + ". They differ in\n  "
         + "\n  ".join(problems)

@@ -15,15 +15,17 @@ import numpy as np
 
 _STARTED: dict[int, "CollectiveRequest"] = {}
 """The collective of minidl's started on each communicator (by ``id``) that
-the program has not yet seen done. Its messages use the same tags as the next
-collective's on that communicator, so if the ranks took two along in
+the program has not yet waited for. Its messages use the same tags as the
+next collective's on that communicator, so if the ranks took two along in
 different orders (one waits for the first, another for the second) messages
 would meet the wrong receives and the sums come out wrong, silently: a second
-one is refused instead. "Seen done" (:meth:`CollectiveRequest.test` returned
-True, or :meth:`~CollectiveRequest.wait` returned), not "done": one rank's
-request may finish before its program looks while another's is still in
-flight, but every rank's program looks in the same order, so every rank
-refuses the same call."""
+one is refused instead. Only :meth:`~CollectiveRequest.wait` (or an error)
+lets the next one start, never :meth:`~CollectiveRequest.test` returning
+True: one rank's request may be done when its program tests it while
+another's is still in flight, so "done" differs from rank to rank, where the
+program's calls of ``wait()`` come in the same order on every rank. So every
+rank refuses the same call, and a program that catches the error can go on
+alike on every rank."""
 
 
 def _refuse_while_started(collective: str, rank: int, started: CollectiveRequest) -> None:
@@ -31,8 +33,9 @@ def _refuse_while_started(collective: str, rank: int, started: CollectiveRequest
     raise ValueError(
         f"{collective} on rank {rank}: an iallreduce started on this communicator "
         f"({started!r}) has not been waited for. minidl's collectives on one communicator run "
-        "one at a time (their messages use the same tags): call its wait() first (or test() "
-        "until it returns True), or give each its own communicator with comm.Dup()"
+        "one at a time (their messages use the same tags): call its wait() first (also after "
+        "test() returned True: only wait() is seen alike on every rank), or give each its own "
+        "communicator with comm.Dup()"
     )
 
 
@@ -50,8 +53,8 @@ class CollectiveRequest:
         The buffer it works in, returned by :meth:`wait`.
     comm : mpi4py.MPI.Intracomm, optional
         The communicator it runs on, for one of minidl's collectives: until
-        :meth:`test` has returned True or :meth:`wait` has returned, no other
-        of minidl's collectives may start there (see :data:`_STARTED`).
+        :meth:`wait` has returned, no other of minidl's collectives may start
+        there, even once :meth:`test` has returned True (see :data:`_STARTED`).
 
     Attributes
     ----------
@@ -84,13 +87,10 @@ class CollectiveRequest:
         Raises the error that stopped the collective, if one did (again at
         every later call: a failed collective is never done).
         """
-        if self._advance():
-            self._seen_done()
-            return True
-        return False
+        return self._advance()
 
     def _advance(self) -> bool:
-        """:meth:`test` without letting the next collective start (see :data:`_STARTED`)."""
+        """Take the collective as far as it goes without blocking; whether it is done."""
         if self._error is not None:
             raise self._error
         if not self._done:
@@ -105,14 +105,15 @@ class CollectiveRequest:
         return self._done
 
     def _seen_done(self) -> None:
-        """Let other collectives start on its communicator again."""
+        """Let other collectives start on its communicator again (see :data:`_STARTED`)."""
         if self.comm is not None and _STARTED.get(id(self.comm)) is self:
             del _STARTED[id(self.comm)]
 
     def wait(self) -> np.ndarray:
         """Block until the collective is done; returns the buffer."""
-        while not self.test():
+        while not self._advance():
             self._waiting.Wait()
+        self._seen_done()
         return self.buf
 
     # mpi4py's spelling, so that code written for MPI requests can wait on this one too.

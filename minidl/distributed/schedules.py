@@ -24,7 +24,7 @@ from minidl.distributed.scatter import (
     linear_gather,
     linear_scatter,
 )
-from minidl.distributed.steps import Round, ScheduleFn, rooted_at
+from minidl.distributed.steps import Round, ScheduleFn, check_rounds, rooted_at
 from minidl.distributed.tree import (
     binomial_broadcast,
     binomial_reduce,
@@ -72,7 +72,7 @@ def resolve(collective: str, algorithm: str | ScheduleFn) -> tuple[str, Schedule
     Returns
     -------
     (str, callable)
-        The algorithm's name (a callable's ``__name__``) and its schedule.
+        The algorithm's name (a callable's, see :func:`schedule_name`) and its schedule.
 
     Raises
     ------
@@ -82,7 +82,7 @@ def resolve(collective: str, algorithm: str | ScheduleFn) -> tuple[str, Schedule
     if collective not in ALGORITHMS:
         raise ValueError(f"unknown collective {collective!r}; expected one of {tuple(ALGORITHMS)}")
     if callable(algorithm):
-        return getattr(algorithm, "__name__", repr(algorithm)), algorithm
+        return schedule_name(algorithm), algorithm
     known = ALGORITHMS[collective]
     if not isinstance(algorithm, str) or algorithm not in known:
         message = f"unknown {collective} algorithm {algorithm!r}; expected one of {tuple(known)}"
@@ -92,6 +92,22 @@ def resolve(collective: str, algorithm: str | ScheduleFn) -> tuple[str, Schedule
     return algorithm, known[algorithm]
 
 
+def schedule_name(fn: ScheduleFn) -> str:
+    """The name of a schedule function, the same in every process: how ranks compare it.
+
+    Its ``__name__``; for a ``functools.partial``, ``partial(name)``; else its
+    type's name (never a ``repr``, which holds an address that differs from
+    process to process).
+    """
+    name = getattr(fn, "__name__", None)
+    if isinstance(name, str):
+        return name
+    inner = getattr(fn, "func", None)  # functools.partial
+    if inner is not None:
+        return f"{type(fn).__name__}({schedule_name(inner)})"
+    return type(fn).__name__
+
+
 @functools.lru_cache(maxsize=4096)
 def rounds_of(
     collective: str, algorithm: str | ScheduleFn, p: int, rank: int, n: int, root: int = 0
@@ -99,23 +115,29 @@ def rounds_of(
     """The rounds of one rank, as a tuple; cached, since every call of a collective needs them.
 
     Parameters are those of :func:`schedule`; the arguments are checked there
-    and by the callers, not here. Only a scatter or gather schedule of your
-    own that takes no ``root`` is refused here, for a root other than 0.
+    and by the callers, not here. The rounds are checked
+    (:func:`~minidl.distributed.steps.check_rounds`: each a Round, peers and
+    ranges in bounds), on real ranks as in the simulator. A scatter or gather
+    schedule of your own that takes no ``root`` is refused for a root other than 0.
     """
     name, fn = resolve(collective, algorithm)
     if collective in TAKE_ROOT:
         if root == 0:
-            return tuple(fn(p, rank, n))
-        if not _takes_root(fn):
+            rounds = tuple(fn(p, rank, n))
+        elif not _takes_root(fn):
             raise ValueError(
                 f"{collective} from root {root}: the schedule {name!r} takes no root, so it "
                 f"serves root 0 only; give it a fourth parameter, def {name}(p, rank, n, root=0)"
             )
-        return tuple(fn(p, rank, n, root))
-    if collective in ROOTED:
+        else:
+            rounds = tuple(fn(p, rank, n, root))
+    elif collective in ROOTED:
         virtual_rank = (rank - root) % p
-        return tuple(rooted_at(root, p, fn(p, virtual_rank, n)))
-    return tuple(fn(p, rank, n))
+        rounds = tuple(rooted_at(root, p, fn(p, virtual_rank, n)))
+    else:
+        rounds = tuple(fn(p, rank, n))
+    check_rounds(name, rank, rounds, p, n)
+    return rounds
 
 
 def _takes_root(fn: ScheduleFn) -> bool:
@@ -165,7 +187,7 @@ class Schedule:
         root = f", root {self.root}" if self.collective in ROOTED else ""
         head = (
             f"{self.algorithm} {self.collective} on rank {self.rank} of {self.p}{root}, "
-            f"n={self.n}: {len(self.rounds)} rounds"
+            f"n={self.n}: {len(self.rounds)} round{'' if len(self.rounds) == 1 else 's'}"
         )
         width = len(str(max(len(self.rounds) - 1, 0)))
         lines = [

@@ -217,3 +217,68 @@ def _label(chunks: range) -> str:
     if len(chunks) == 1:
         return f"chunk {chunks.start}"
     return f"chunks {chunks.start}-{chunks.stop - 1}"
+
+
+class ScheduleError(Exception):
+    """A schedule broke one of the rules of :mod:`minidl.distributed.steps`.
+
+    Under MPI the same mistake would deadlock or corrupt data; the checks
+    here (on every rank's rounds, before anything runs) and the simulator
+    (across ranks) say which round and ranks broke it instead.
+    """
+
+
+def check_rounds(name: str, rank: int, rounds: Sequence[Round], p: int, n: int) -> None:
+    """Check the rounds of one rank on their own: what a rank can know without the others.
+
+    Every round is a :class:`Round`, and :func:`check_round` holds for it.
+    Every schedule is checked so before it runs, on real ranks too, where a
+    peer outside ``0 .. p - 1`` would otherwise name one of MPI's special
+    ranks (``-1`` is ``MPI_PROC_NULL`` in MPICH: a receive that completes at
+    once, with no data) and give wrong results silently.
+
+    Raises
+    ------
+    ScheduleError
+        Naming the schedule, the round and the step.
+    """
+    for k, rnd in enumerate(rounds):
+        if not isinstance(rnd, Round):
+            raise ScheduleError(
+                f"{name}: rank {rank} yielded {rnd!r} as round {k}; a schedule yields Round "
+                "objects, e.g. Round.of(send(...), reduce_from(...)), or Round() to idle"
+            )
+        check_round(k, rank, rnd, p, n)
+
+
+def check_round(k: int, rank: int, rnd: Round, p: int, n: int) -> None:
+    """Peers and ranges in bounds, and no copy into a range another receive of the round writes.
+
+    A copy may overlap a send of its round: the send has read the buffer
+    before anything lands (rule 3 of :mod:`minidl.distributed.steps`).
+    """
+    for step in (*rnd.sends, *rnd.recvs):
+        if not 0 <= step.peer < p:
+            raise ScheduleError(
+                f"round {k}: rank {rank} does '{step}', but the peer must be a rank of p={p} "
+                f"(0 <= peer < {p})"
+            )
+        if not 0 <= step.start <= step.stop <= n:
+            raise ScheduleError(
+                f"round {k}: rank {rank} does '{step}', outside the buffer of n={n} elements"
+            )
+    for r in rnd.recvs:
+        if r.reduce and r.peer == rank:
+            raise ScheduleError(
+                f"round {k}: rank {rank} does '{r}', a message from itself; a message to "
+                "oneself is a local copy, so its receive must copy (copy_from), not reduce"
+            )
+        if r.reduce:
+            continue
+        for other in rnd.recvs:
+            if other is not r and r.start < other.stop and other.start < r.stop:
+                raise ScheduleError(
+                    f"round {k}: rank {rank} does '{r}', which overlaps '{other}' in the same "
+                    "round; a copy must land where no other receive of its round lands (it "
+                    "may overlap a send: sends read the buffer before anything lands)"
+                )

@@ -230,14 +230,15 @@ def reduce_kernel(op: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     It dispatches to the active backend at each call.
     """
     try:
-        return _REDUCE_BY_OP[op]
+        return REDUCE_KERNELS[op]
     except KeyError:
         raise ValueError(
-            f"unknown reduction op {op!r}; expected one of {tuple(_REDUCE_BY_OP)}"
+            f"unknown reduction op {op!r}; expected one of {tuple(REDUCE_KERNELS)}"
         ) from None
 
 
-_REDUCE_BY_OP = {"sum": add_into, "prod": prod_into, "max": max_into, "min": min_into}
+REDUCE_KERNELS = {"sum": add_into, "prod": prod_into, "max": max_into, "min": min_into}
+"""The one op-to-kernel table: each reduction's kernel, by name (see :func:`reduce_kernel`)."""
 
 
 def im2col(

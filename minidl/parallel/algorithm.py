@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from minidl.distributed import ALGORITHMS, ScheduleFn
+from minidl.distributed.schedules import schedule_name
 
 ON_REAL_RANKS = ("auto", "mpi")
 """The algorithms that are no schedule: the cost model's pick, and MPI's own all-reduce."""
@@ -13,7 +14,8 @@ def check_algorithm(algorithm: str | ScheduleFn, who: str) -> str:
 
     It takes the names in ``ALGORITHMS["allreduce"]``, ``"auto"``, ``"mpi"``
     and a schedule function ``fn(p, rank, n)`` of your own, whose name is
-    its ``__name__``: ranks compare names to make sure they run the same one.
+    its name (:func:`~minidl.distributed.schedules.schedule_name`): ranks
+    compare names to make sure they run the same one.
 
     Parameters
     ----------
@@ -28,7 +30,7 @@ def check_algorithm(algorithm: str | ScheduleFn, who: str) -> str:
         Naming the algorithm and every known one.
     """
     if callable(algorithm):
-        return getattr(algorithm, "__name__", type(algorithm).__name__)
+        return schedule_name(algorithm)
     known = [*ALGORITHMS["allreduce"], *ON_REAL_RANKS]
     if isinstance(algorithm, str) and algorithm in known:
         return algorithm

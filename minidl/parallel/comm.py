@@ -132,4 +132,6 @@ class WaitPolicy:
             # More ranks than cores: MPI's blocking calls poll without end,
             # keeping the core from the very peer they wait for. Started
             # without blocking, the all-reduce can wait politely.
-            self.wait(iallreduce(buf, **kwargs))
+            request = iallreduce(buf, **kwargs)
+            self.wait(request)
+            request.wait()  # done: this lets the next collective start on the communicator

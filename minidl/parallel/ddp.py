@@ -137,6 +137,12 @@ class DistributedDataParallel(Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Run the wrapped model, with every ``.grad`` attached to its bucket."""
+        if self._closed:
+            raise RuntimeError(
+                f"DistributedDataParallel on rank {self.rank}: this wrapper was closed, so "
+                "backward would no longer average the gradients; train the model itself "
+                "(ddp.module), or wrap it anew"
+            )
         self.reducer.prepare_for_backward()
         return self.module(*args, **kwargs)
 

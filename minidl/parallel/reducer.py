@@ -129,6 +129,7 @@ class Reducer:
                     bucket, request = self._in_flight
                     if not request.test():
                         return
+                    request.wait()  # done: this lets the next start on the communicator
                     self._in_flight = None
                     self._average(bucket)
                 if not self._ready or (self._ready[0].index == 0 and not self.steps.test()):

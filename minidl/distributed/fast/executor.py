@@ -238,9 +238,10 @@ class PlannedRound:
     reduced one, and is copied in once those sends have left (a swap)."""
     in_flight: int = IN_FLIGHT
     """How many messages of ``reduces`` are received into scratch at once.
-    All of them in a round that copies some (alltoall's): there a message
-    may wait for a send whose own receive would otherwise be posted only
-    later, on this very rank (a message to itself), and never complete."""
+    All of them in a round that copies some (alltoall's), or where a message
+    waits for a send to another peer (or to itself) before it is reduced:
+    that send may need a receive that its peer posts only once its own
+    window moves on, while the peer waits for ours, and neither completes."""
 
 
 @dataclass(frozen=True)
@@ -417,7 +418,12 @@ def compile_plan(
             slot = rnd.recvs[0].count if exchange.staged else 0
         else:
             slot = max((r.stop - r.start for r in reduces), default=0)
-        in_flight = len(reduces) if any(copied) else IN_FLIGHT
+        # A message that must wait for a send to another peer before it is
+        # reduced: that send may need the peer's receive,
+        # which the peer posts only once its own window moves on, and it waits
+        # for us. Posting every receive at once breaks the cycle.
+        crossed = any(sends[j].peer != m.peer for m, w in zip(reduces, waits) for j in w)
+        in_flight = len(reduces) if any(copied) or crossed else IN_FLIGHT
         planned.append(
             PlannedRound(k, rnd, sends, copies, reduces, waits, exchange, slot, copied, in_flight)
         )
@@ -533,7 +539,7 @@ def execute(
         Receives one event per send, receive and reduction of the schedule
         (not per segment), timed with :func:`time.perf_counter`.
     """
-    reduce_into = kernels.reduce_kernel(op) if op is not None else None
+    reduce_into = kernels.REDUCE_KERNELS[op] if op is not None else None
     bound = plan.bound.get((id(flat), id(comm)))
     if bound is None or bound.busy or bound.scratch.dtype is not flat.dtype:
         bound = _bound(plan, flat, comm)  # binds, unbinds, or finds it may not be used
@@ -809,7 +815,7 @@ def start(
     what was yielded; :class:`~minidl.distributed.collectives.CollectiveRequest`
     does both. Parameters as in :func:`execute`.
     """
-    reduce_into = kernels.reduce_kernel(op) if op is not None else None
+    reduce_into = kernels.REDUCE_KERNELS[op] if op is not None else None
     bound = _bound(plan, flat, comm)
     if bound is not None:
         return _started_bound(bound, reduce_into, comm, trace)
