@@ -146,20 +146,33 @@ MIXED = """
     from minidl.testing import report
 
     rank = MPI.COMM_WORLD.rank
+    messages = []
     with D.use("reference" if rank == 0 else "fast"):
         try:
             D.allreduce(np.ones(5))
-            report("no error")
         except ValueError as exc:
-            report(str(exc))
+            messages.append(str(exc))
+
+    def mine(p, rank, n):  # a schedule of one's own: no list of names holds it
+        yield from D.ALGORITHMS["allreduce"]["ring"](p, rank, n)
+
+    def yours(p, rank, n):
+        yield from D.ALGORITHMS["allreduce"]["tree"](p, rank, n)
+
+    try:
+        D.allreduce(np.ones(5), algorithm=mine if rank == 0 else yours)
+    except ValueError as exc:
+        messages.append(str(exc))
+    report(messages)
 """
 
 
 @pytest.mark.mpi
 def test_ranks_on_different_executors_are_told_so_not_left_hanging():
     job = run_mpi(MIXED, 3, timeout=60)
-    for message in job.results:
-        assert "executor: 'reference' on rank 0; 'fast' on ranks 1, 2" in message
+    for executors, schedules in job.results:
+        assert "executor: 'reference' on rank 0; 'fast' on ranks 1, 2" in executors
+        assert "algorithm: 'mine' on rank 0; 'yours' on ranks 1, 2" in schedules
 
 
 DIRECT = """

@@ -27,9 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.chunking import chunk_bounds, tree_depth
 from minidl.distributed.steps import Round, copy_from, send
-from minidl.distributed.tree import tree_depth
 
 
 def block_bounds(n: int, p: int) -> tuple[int, ...]:

@@ -81,3 +81,8 @@ def chunk_range(n: int, p: int, i: int) -> tuple[int, int]:
         raise ValueError(f"chunk_range: chunk {i} does not exist in a split into p={p} chunks")
     bounds = chunk_bounds(n, p)
     return bounds[i], bounds[i + 1]
+
+
+def tree_depth(p: int) -> int:
+    """``ceil(lg p)``: the rounds a binomial tree on ``p`` ranks needs (0 for ``p = 1``)."""
+    return (p - 1).bit_length()

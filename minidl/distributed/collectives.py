@@ -28,18 +28,15 @@ minidl`` never starts MPI.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from minidl.distributed import executors
 from minidl.distributed.call import MPI_BUILTIN, Call
-from minidl.distributed.checks import DTYPES, OPS
 from minidl.distributed.chunking import chunk_bounds
 from minidl.distributed.fingerprint import check_agreement
 from minidl.distributed.request import _STARTED, CollectiveRequest, refuse_while_started, until_done
-from minidl.distributed.schedules import ALGORITHMS
 from minidl.distributed.steps import ScheduleFn
 from minidl.distributed.trace import Trace
 from minidl.distributed.world import mpi_module
@@ -451,9 +448,8 @@ def _agree(call: Call, check: bool) -> None:
     Collective: a tiny one, skipped with ``check=False`` (on every rank alike).
     """
     if check:
-        names = _names_a_rank_may_pass()
         take_maximum = executors.active.maximum
-        check_agreement(call.comm, call.collective, call.fields, names, call.hashed, take_maximum)
+        check_agreement(call.comm, call.collective, call.fields, call.hashed, take_maximum)
 
 
 def _schedule(call: Call) -> Any:
@@ -488,20 +484,6 @@ def _start(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> C
     request = CollectiveRequest(steps, buf, call.comm)
     _STARTED[id(call.comm)] = request
     return request
-
-
-def _names_a_rank_may_pass() -> Iterator[str]:
-    """Every collective, op, dtype, algorithm and executor name: how a mismatch error names them.
-
-    A generator, so that the names are only listed when there is a mismatch.
-    """
-    yield from ALGORITHMS
-    yield from OPS
-    yield from (dtype.name for dtype in DTYPES)
-    yield MPI_BUILTIN
-    yield from executors.EXECUTORS
-    for algorithms in ALGORITHMS.values():
-        yield from algorithms
 
 
 def _mpi_builtin(call: Call, flat: np.ndarray) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,6 @@ def check_agreement(
     comm: Any,
     what: str,
     fields: tuple[tuple[str, int | str], ...],
-    names: Iterable[str],
     hashed: int | None = None,
     take_maximum: Callable[[Any, int, int], tuple[int, int]] | None = None,
 ) -> None:
@@ -64,9 +63,6 @@ def check_agreement(
         What describes this rank's call, e.g. ``(("collective", "allreduce"),
         ("number of elements", 1000), ("dtype", "float32"), ...)``: Python
         integers or strings: a tuple, so that a caller can keep its hash.
-    names : iterable of str
-        Strings other ranks may have passed (every known dtype, op and
-        algorithm), so that the error can name them, not just their checksum.
     hashed : int, optional
         ``digest(fields)``, if the caller keeps it (even finding it in a
         cache by ``fields`` costs a few percent of the check).
@@ -87,7 +83,10 @@ def check_agreement(
     mine = np.array([_code(v) for _, v in fields], dtype=np.int64)
     everyone = np.empty((comm.Get_size(), mine.size), dtype=np.int64)
     comm.Allgather(mine, everyone)
-    decode = {_code(s): s for s in (*names, *(v for _, v in fields if isinstance(v, str)))}
+    # Every rank's strings too, so that every rank names every value (a schedule of
+    # one's own has a name no list holds), and all raise the same error.
+    theirs = comm.allgather([v for _, v in fields if isinstance(v, str)])  # rare, small
+    decode = {_code(s): s for values in theirs for s in values}
     problems = []
     for column, (field, value) in enumerate(fields):
         column_values = everyone[:, column]
@@ -146,6 +145,6 @@ def _decode(code: int, like: int | str, decode: dict[int, str]) -> str:
     """The value behind ``code``, for a field whose value on this rank is ``like``."""
     if isinstance(like, int):
         return str(code)
-    return repr(decode[code]) if code in decode else f"an unknown value (checksum {code})"
+    return repr(decode[code])
 
 

@@ -27,9 +27,11 @@ the holder hands their chunks, one contiguous range, to the rest's first
 rank, which holds them from then on. Each chunk leaves the root once, and
 what a holder keeps halves every round, so the largest messages of the
 rounds add up to ``p - 1`` chunks: ``(p - 1) / p n`` on the critical path,
-for any ``p`` and any root. For root 0 this is the scatter of
-:func:`~minidl.distributed.tree.binomial_scatter`. Gather is the same rounds
-played backwards.
+for any ``p`` and any root. For root 0 this is the classic binomial tree
+of :func:`~minidl.distributed.tree.binomial_broadcast`, each rank passing on
+only its subtree's chunks; the long-buffer broadcast
+(:func:`~minidl.distributed.tree.scatter_allgather_broadcast`) starts with
+it. Gather is the same rounds played backwards.
 """
 
 from __future__ import annotations
@@ -37,9 +39,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.chunking import chunk_bounds, tree_depth
 from minidl.distributed.steps import Round, copy_from, send
-from minidl.distributed.tree import tree_depth
 
 
 class Handover(NamedTuple):

@@ -15,14 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from minidl.distributed.chunking import chunk_bounds
+from minidl.distributed.chunking import chunk_bounds, tree_depth
 from minidl.distributed.ring import ring_allgather
+from minidl.distributed.scatter import binomial_scatter
 from minidl.distributed.steps import Round, copy_from, reduce_from, send
-
-
-def tree_depth(p: int) -> int:
-    """``ceil(lg p)``: the rounds a binomial tree on ``p`` ranks needs (0 for ``p = 1``)."""
-    return (p - 1).bit_length()
 
 
 def binomial_reduce(p: int, rank: int, n: int) -> Iterator[Round]:
@@ -94,40 +90,6 @@ def binomial_broadcast(p: int, rank: int, n: int) -> Iterator[Round]:
             yield Round()
 
 
-def binomial_scatter(p: int, rank: int, n: int) -> Iterator[Round]:
-    """Binomial-tree scatter from rank 0: afterwards rank ``r`` holds chunk ``r``.
-
-    The same tree as :func:`binomial_broadcast`, but each rank passes on only
-    the chunks of the ranks below it in the tree: chunks ``[rank + distance,
-    rank + 2 distance)``, so the message halves every round.
-
-    Parameters
-    ----------
-    p : int
-        Number of ranks.
-    rank : int
-        This rank (its virtual rank, for a root other than 0).
-    n : int
-        Number of elements in the buffer, split into ``p`` chunks.
-
-    Yields
-    ------
-    Round
-        ``ceil(lg p)`` rounds.
-    """
-    bounds = chunk_bounds(n, p)
-    for k in reversed(range(tree_depth(p))):
-        distance = 1 << k
-        position = rank % (2 * distance)
-        if position == 0 and rank + distance < p:
-            child = rank + distance
-            yield Round.of(send(child, bounds, child, min(child + distance, p)))
-        elif position == distance:
-            yield Round.of(copy_from(rank - distance, bounds, rank, min(rank + distance, p)))
-        else:
-            yield Round()
-
-
 def scatter_allgather_broadcast(p: int, rank: int, n: int) -> Iterator[Round]:
     """Broadcast from rank 0 as a binomial scatter, then a ring allgather (van de Geijn).
 
@@ -147,7 +109,7 @@ def scatter_allgather_broadcast(p: int, rank: int, n: int) -> Iterator[Round]:
     Yields
     ------
     Round
-        The rounds of :func:`binomial_scatter`, then those of
+        The rounds of :func:`~minidl.distributed.scatter.binomial_scatter`, then those of
         :func:`~minidl.distributed.ring.ring_allgather`.
     """
     yield from binomial_scatter(p, rank, n)
