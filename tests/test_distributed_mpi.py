@@ -269,11 +269,15 @@ TRAFFIC_AND_MEMORY = """
     trace = Trace()
     allreduce(x, algorithm="ring", trace=trace)
     stats = trace.stats()[comm.rank]
-    trace.to_chrome(sys.argv[1])
-    summary = trace.summary()
+    mine = trace.summary()  # local: this rank's row only
+    merged = trace.gather()  # the collective, on every rank
+    summary = ""
+    if merged is not None:
+        merged.to_chrome(sys.argv[1])
+        summary = merged.summary()
     model = calibrate(repeats=3)
     report({"peak": peak, "sent": stats.messages_sent, "elements": stats.elements_sent,
-            "summary": summary, "model": model})
+            "summary": summary, "mine": mine, "model": model})
 """
 
 
@@ -291,6 +295,7 @@ def test_ring_traffic_memory_trace_and_calibration_on_real_ranks(tmp_path):
     assert {e["pid"] for e in events if e["ph"] == "X"} == set(range(p))
     assert len(job.results[0]["summary"].splitlines()) == p + 1
     assert all(r["summary"] == "" for r in job.results[1:])
+    assert all(len(r["mine"].splitlines()) == 2 for r in job.results)  # a header and its row
     # Every rank got rank 0's measurements, so "auto" picks alike everywhere.
     model = job.results[0]["model"]
     assert model.alpha > 0 and model.beta > 0 and model.gamma > 0 and model.overhead > 0
@@ -751,3 +756,31 @@ def test_the_refusal_is_the_same_on_every_rank_whatever_test_returned():
     """
     job = run_mpi(code, 2, timeout=60)
     assert job.results == [["refused"] * 5] * 2
+
+
+def test_a_summary_on_rank_0_alone_is_local_and_does_not_hang():
+    # What every student writes: summarise on rank 0 only. summary() and to_chrome()
+    # are local (this rank's events); gather() is the one collective.
+    code = """
+        import numpy as np
+        from mpi4py import MPI
+        from minidl.distributed import Trace, allreduce
+        from minidl.testing import report
+        trace = Trace()
+        allreduce(np.ones(8), trace=trace)
+        text = trace.summary() if MPI.COMM_WORLD.rank == 0 else ""
+        report(text)
+    """
+    job = run_mpi(code, 2, timeout=30)
+    assert len(job.results[0].splitlines()) == 2 and job.results[1] == ""
+
+
+def test_an_iallreduce_never_waited_for_is_named_at_exit():
+    code = """
+        import numpy as np
+        from minidl.distributed import iallreduce
+        iallreduce(np.ones(100_000))  # started, dropped, never waited for
+    """
+    job = run_mpi(code, 2, timeout=30, check=False)
+    assert job.stderr.count("never waited for") == 2, job.stderr
+    assert "<CollectiveRequest" in job.stderr

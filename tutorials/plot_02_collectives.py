@@ -78,8 +78,9 @@ print("every rank agrees:", all(np.array_equal(out, outputs[0]) for out in outpu
 # message sent, received and reduced, counted per rank. Its clock counts
 # rounds. ``trace.to_chrome("ring.json")`` would write it for Perfetto.
 # (A trace of a real ``mpiexec`` run holds one rank's events, and its
-# ``summary()`` and ``to_chrome()`` gather every rank's: call them on every
-# rank, not under ``if rank == 0``, or the job waits forever.)
+# ``summary()`` and ``to_chrome()`` show those alone. ``trace.gather()``
+# merges every rank's onto rank 0: it is a collective, so call it on every
+# rank, then summarise the merged trace where it is not ``None``.)
 trace.summary()
 
 # %%

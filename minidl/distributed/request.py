@@ -8,6 +8,8 @@ the collective as a generator of what it waits on (an executor's
 
 from __future__ import annotations
 
+import atexit
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,7 +66,8 @@ class CollectiveRequest:
     Notes
     -----
     Finish every request started: one left behind leaves its messages
-    posted, and they would meet the next collective's.
+    posted, and they would meet the next collective's. One never waited for
+    is named in a warning at exit (see :data:`_UNWAITED`).
     """
 
     def __init__(self, steps: Iterator[Any], buf: np.ndarray, comm: Any = None) -> None:
@@ -74,6 +77,7 @@ class CollectiveRequest:
         self._error: BaseException | None = None
         self.buf = buf
         self.comm = comm
+        _UNWAITED[id(self)] = self  # until wait() returns, or it fails
         self._advance()  # post the first messages now
 
     @property
@@ -106,6 +110,7 @@ class CollectiveRequest:
 
     def _seen_done(self) -> None:
         """Let other collectives start on its communicator again (see :data:`_STARTED`)."""
+        _UNWAITED.pop(id(self), None)
         if self.comm is not None and _STARTED.get(id(self.comm)) is self:
             del _STARTED[id(self.comm)]
 
@@ -137,3 +142,26 @@ def until_done(request: Any) -> Iterator[Any]:
     """Yield ``request`` until it has completed: an MPI request as a generator of waits."""
     while not request.Test():
         yield request
+
+
+_UNWAITED: dict[int, CollectiveRequest] = {}
+"""Every request started and not yet waited for (nor failed), by ``id``: held,
+so that one the program dropped is still named at exit."""
+
+
+@atexit.register
+def _warn_unwaited() -> None:
+    """At exit, name each request never waited for: a warning, nothing collective.
+
+    Its messages may still be posted, and MPI would only say "pending
+    references" when it finalizes; waiting here could hang, since the other
+    ranks may have left.
+    """
+    for request in _UNWAITED.values():
+        print(
+            f"minidl: warning: {request!r} was started (iallreduce) and never waited for; "
+            "its result may be incomplete. Call its wait() on every rank before the program "
+            "ends",
+            file=sys.stderr,
+        )
+    _UNWAITED.clear()

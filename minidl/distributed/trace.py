@@ -157,11 +157,22 @@ class Trace:
         return stats
 
     def gather(self) -> Trace | None:
-        """All ranks' events in one trace on rank 0 of :attr:`comm`.
+        """All ranks' events in one trace on rank 0 of :attr:`comm`: the one collective here.
 
-        Collective when the trace came from MPI: every rank must call it. It
-        returns the merged trace on rank 0 and ``None`` on the others. A trace
-        without a communicator (simulated, or already merged) is returned as is.
+        Collective when the trace came from MPI: every rank must call it, not
+        under ``if rank == 0``. It returns the merged trace on rank 0 and
+        ``None`` on the others; :meth:`summary` and :meth:`to_chrome` of the
+        merged trace then show every rank. A trace without a communicator
+        (simulated, or already merged) is returned as is.
+
+        Examples
+        --------
+        Under ``mpiexec``::
+
+            merged = trace.gather()          # on every rank
+            if merged is not None:           # rank 0
+                merged.summary()
+                merged.to_chrome("ring.json")
         """
         if self.comm is None:
             return self
@@ -176,17 +187,14 @@ class Trace:
         return merged
 
     def summary(self) -> str:
-        """Print, and return, a table of messages, bytes and time per rank.
+        """Print, and return, a table of messages, bytes and time per rank of this trace.
 
-        Under MPI every rank must call it (see :meth:`gather`); rank 0 prints
-        the table of all ranks and the others print nothing and return ``""``.
+        Local: a trace of real ranks holds this rank's events only, so its
+        table has one row; :meth:`gather` first (on every rank) for all of them.
         """
-        merged = self.gather()
-        if merged is None:
-            return ""
         row = "{:>4} {:>6} {:>12} {:>6} {:>12} {:>14} {:>12}".format
         lines = [row("rank", "sent", "bytes sent", "recvd", "bytes recvd", "bytes reduced", "time")]
-        for rank, s in merged.stats().items():
+        for rank, s in self.stats().items():
             lines.append(
                 row(
                     rank,
@@ -195,7 +203,7 @@ class Trace:
                     s.messages_received,
                     s.bytes_received,
                     s.bytes_reduced,
-                    merged._format_time(s.time),
+                    self._format_time(s.time),
                 )
             )
         text = "\n".join(lines)
@@ -206,23 +214,20 @@ class Trace:
         """Write the events as Chrome trace-event JSON, one process row per rank.
 
         Open the file in https://ui.perfetto.dev or ``chrome://tracing``. Each
-        rank gets rows for its sends, receives and reductions. Under MPI every
-        rank must call it: the events are merged onto rank 0 (see
-        :meth:`gather`), which alone writes the file; times count from the
-        earliest event, so they line up across ranks on one machine (on a
-        cluster, only as well as the nodes' clocks agree). A simulated trace
-        draws each round as one millisecond.
+        rank gets rows for its sends, receives and reductions. Local: it
+        writes the events this trace holds, on real ranks this rank's alone;
+        write a :meth:`gather`-ed trace (on rank 0) to see every rank's. Times
+        count from the earliest event, so they line up across ranks on one
+        machine (on a cluster, only as well as the nodes' clocks agree). A
+        simulated trace draws each round as one millisecond.
 
         Parameters
         ----------
         path : str or os.PathLike
-            The JSON file to write (on rank 0).
+            The JSON file to write.
         """
-        merged = self.gather()
-        if merged is None:
-            return
         with open(path, "w") as f:
-            json.dump(merged._chrome_events(), f)
+            json.dump(self._chrome_events(), f)
 
     def _chrome_events(self) -> dict[str, Any]:
         """The trace as a Chrome trace-event document (``"ph": "X"`` complete events)."""
