@@ -238,3 +238,32 @@ def test_a_peer_outside_the_ranks_ends_the_job_with_the_round_named(executor):
     assert job.returncode != 0
     assert "round 0: rank 0 does 'reduce chunk 1 [3:6] from rank -1'" in job.stderr
     assert "the peer must be a rank of p=2" in job.stderr
+
+
+UNMATCHED = """
+    import numpy as np
+    from mpi4py import MPI
+
+    import minidl.distributed as D
+    from minidl.distributed import Round, ScheduleError, chunk_bounds, reduce_from, send
+    from minidl.testing import report
+
+    def wrong_peer(p, rank, n):  # rank r sends to r + 1 but expects r - 2's message: hangs
+        bounds = chunk_bounds(n, p)
+        yield Round.of(send((rank + 1) % p, bounds, 0), reduce_from((rank - 2) % p, bounds, 0))
+
+    with D.use(__import__("sys").argv[1]):
+        try:
+            D.allreduce(np.ones(8), algorithm=wrong_peer)
+            report("ran")
+        except ScheduleError as exc:
+            report(str(exc))
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("executor", ["reference", "fast"])
+def test_a_schedule_whose_messages_do_not_match_raises_on_every_rank_not_hangs(executor):
+    job = run_mpi(UNMATCHED, 4, args=[executor], timeout=60)
+    assert len(set(job.results)) == 1  # the same error on every rank
+    assert "round 0" in job.results[0] and "rank" in job.results[0]

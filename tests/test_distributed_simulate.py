@@ -350,3 +350,28 @@ def test_swapped_arguments_and_real_only_algorithms_are_named():
     for name in ("auto", "mpi"):
         with pytest.raises(ValueError, match=f"'{name}' is no schedule"):
             simulate(name, inputs)
+
+
+def test_an_allreduce_that_keeps_the_rules_but_not_the_result_is_named():
+    def ring_without_allgather(p, rank, n):  # every round matches; no rank ends with the sum
+        bounds = chunk_bounds(n, p)
+        for k in range(p - 1):
+            yield Round.of(
+                send((rank + 1) % p, bounds, (rank - k) % p),
+                reduce_from((rank - 1) % p, bounds, (rank - k - 1) % p),
+            )
+
+    with pytest.raises(ScheduleError, match="does not all-reduce"):
+        simulate(ring_without_allgather, rank_data(3, 7, np.int64, "sum"))
+
+
+def test_check_schedule_finds_what_would_hang_without_data():
+    from minidl.distributed.simulate import check_schedule
+
+    def wrong_peer(p, rank, n):  # rank 0 sends to 1, but 1 expects it from 2
+        bounds = chunk_bounds(n, p)
+        yield Round.of(send((rank + 1) % p, bounds, 0), reduce_from((rank + 2) % p, bounds, 0))
+
+    with pytest.raises(ScheduleError, match="posts no matching receive|sends nothing"):
+        check_schedule("allreduce", wrong_peer, 4, 8)
+    check_schedule("allreduce", "ring", 5, 11)  # a good one passes

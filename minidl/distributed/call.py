@@ -19,6 +19,7 @@ from minidl.distributed import calibration
 from minidl.distributed.checks import check_dtype, check_op
 from minidl.distributed.fingerprint import digest
 from minidl.distributed.schedules import ROOTED, check_layout, resolve
+from minidl.distributed.simulate import check_schedule
 from minidl.distributed.steps import ScheduleFn
 from minidl.distributed.world import world
 
@@ -124,6 +125,11 @@ def prepare_call(
             name, _ = resolve(collective, algorithm)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}, {AUTO!r} or {MPI_BUILTIN!r}") from None
+        if callable(algorithm):
+            # A schedule of one's own, first met with this p and n: every rank checks
+            # every rank's rounds against each other (cached), and all raise alike
+            # where a mismatch would hang.
+            check_schedule(collective, algorithm, p, n, root)
     fields = (
         ("collective", collective),
         ("number of elements", n),

@@ -11,9 +11,10 @@ that is how a new schedule gets debugged before it ever meets ``mpiexec``.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict, deque
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -102,16 +103,95 @@ def simulate(
     p, n = len(buffers), buffers[0].size
     check_layout(p, n, root, collective)
     name, _ = resolve(collective, algorithm)
+    plans = _plans(name, collective, algorithm, p, n, root)
+    trace = Trace(clock="rounds")
+    keep_place = collective not in REARRANGE
+    for k in range(len(plans[0])):
+        _play_round(k, [plan[k] for plan in plans], buffers, op, trace, keep_place)
+    outputs = [b.reshape(np.shape(inputs[0])) for b in buffers]
+    if collective == "allreduce":
+        _check_allreduced(name, inputs, outputs, op)
+    return Simulation(outputs, trace)
+
+
+@functools.lru_cache(maxsize=1024)
+def check_schedule(
+    collective: str, algorithm: str | ScheduleFn, p: int, n: int, root: int = 0
+) -> None:
+    """Check that every rank's rounds match each other's: what would hang under ``mpiexec``.
+
+    The simulator's rules without the data: every rank yields as many
+    rounds, every send has its receive in the same round (same length, and
+    the same range where data keeps its place), and no receive waits for a
+    send that never comes. It needs every rank's rounds, which each rank can
+    compute alone, so the collectives call it on every rank before they run
+    a schedule function of your own for the first time with this ``p`` and
+    ``n`` (cached: later calls cost nothing), and every rank raises the same
+    error instead of waiting forever.
+
+    Raises
+    ------
+    ScheduleError
+        Naming the round, the ranks and the steps that do not match.
+    """
+    name, _ = resolve(collective, algorithm)
+    plans = _plans(name, collective, algorithm, p, n, root)
+    keep_place = collective not in REARRANGE
+    for k in range(len(plans[0])):
+        in_flight: dict[tuple[int, int], deque[tuple[Send, None]]] = defaultdict(deque)
+        for rank, plan in enumerate(plans):
+            for s in plan[k].sends:
+                in_flight[rank, s.peer].append((s, None))
+        for rank, plan in enumerate(plans):
+            for r in plan[k].recvs:
+                _match(k, rank, r, in_flight, keep_place)
+        _check_drained(k, in_flight)
+
+
+def _plans(
+    name: str, collective: str, algorithm: str | ScheduleFn, p: int, n: int, root: int
+) -> list[tuple[Round, ...]]:
+    """Every rank's rounds, after checking that they are as many on every rank."""
     plans = [rounds_of(collective, algorithm, p, rank, n, root) for rank in range(p)]
     lengths = {len(plan) for plan in plans}
     if len(lengths) > 1:
         counts = ", ".join(f"rank {rank}: {len(plan)}" for rank, plan in enumerate(plans))
         raise ScheduleError(f"{name}: the ranks yield different numbers of rounds ({counts})")
-    trace = Trace(clock="rounds")
-    keep_place = collective not in REARRANGE
-    for k in range(lengths.pop()):
-        _play_round(k, [plan[k] for plan in plans], buffers, op, trace, keep_place)
-    return Simulation([b.reshape(np.shape(inputs[0])) for b in buffers], trace)
+    return plans
+
+
+def _check_allreduced(
+    name: str, inputs: Sequence[np.ndarray], outputs: list[np.ndarray], op: str
+) -> None:
+    """Raise unless every rank holds the reduction of all inputs (to float rounding).
+
+    A schedule can keep every rule and still not all-reduce: a ring without
+    its all-gather leaves each rank one reduced chunk.
+    """
+    stacked = np.stack([np.asarray(x) for x in inputs])
+    if np.issubdtype(stacked.dtype, np.integer):  # exact, wrapping as the kernels do
+        exact = {"dtype": stacked.dtype} if op in ("sum", "prod") else {}
+        want = _REDUCE[op](stacked, axis=0, **exact)
+        tolerance = {"rtol": 0.0, "atol": 0.0}
+    else:
+        want = _REDUCE[op](stacked.astype(np.float64), axis=0)
+        eps = float(np.finfo(stacked.dtype).eps)
+        scale = float(np.max(np.abs(stacked), initial=0.0))
+        # Summed in another order, each of p - 1 additions rounds by up to eps.
+        tolerance = {"rtol": 4 * len(inputs) * eps, "atol": 4 * len(inputs) * eps * scale}
+    for rank, out in enumerate(outputs):
+        close = np.isclose(out.astype(want.dtype), want, equal_nan=True, **tolerance)
+        if not close.all():
+            i = int(np.flatnonzero(~close.reshape(-1))[0])
+            raise ScheduleError(
+                f"{name}: after the last round rank {rank} holds {out.reshape(-1)[i]!r} at "
+                f"element {i}, not the {op} over the ranks, {want.reshape(-1)[i]!r}: the "
+                "schedule keeps the rules but does not all-reduce (is a phase missing?)"
+            )
+
+
+_REDUCE = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}
+"""NumPy's reduction along an axis for each op: the independent reference of an all-reduce."""
 
 
 def _flat_copies(inputs: Sequence[np.ndarray], op: str) -> list[np.ndarray]:
@@ -166,6 +246,11 @@ def _play_round(
                 trace.record(Event(rank, k, "reduce", r.peer, r.chunks, r.count, nbytes, k, k + 1))
             else:
                 target[...] = data
+    _check_drained(k, in_flight)
+
+
+def _check_drained(k: int, in_flight: dict[tuple[int, int], deque[tuple[Send, Any]]]) -> None:
+    """Raise if a message of round ``k`` met no receive."""
     for (sender, receiver), queue in in_flight.items():
         if queue:
             s, _ = queue[0]
@@ -179,9 +264,9 @@ def _match(
     k: int,
     rank: int,
     r: Recv,
-    in_flight: dict[tuple[int, int], deque[tuple[Send, np.ndarray]]],
+    in_flight: dict[tuple[int, int], deque[tuple[Send, Any]]],
     keep_place: bool,
-) -> np.ndarray:
+) -> Any:
     """The data of the message that receive ``r`` of ``rank`` takes, checked against it."""
     queue = in_flight.get((r.peer, rank))
     if not queue:
