@@ -768,3 +768,16 @@ for nbytes in (1 << 10, 1 << 24):
 # whole sequence for a slice of the heads, each rank computes attention for
 # its heads, and another alltoall deals them back. On real ranks it is one
 # call, in place, like the others: ``alltoall(buf)``.
+
+# %%
+# The whole family on real ranks is ``examples/collectives_family.py``, a
+# script you run yourself with the command on its first line. It scatters,
+# gathers and alltoalls on three ranks, checks each result against MPI's own
+# collective, on both executors. Here it is, run as it says:
+from pathlib import Path
+
+import minidl
+
+EXAMPLE = Path(minidl.__file__).resolve().parents[1] / "examples" / "collectives_family.py"
+print(EXAMPLE.read_text())
+print(run_mpi(EXAMPLE, 3, timeout=120).stdout)
