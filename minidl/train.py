@@ -16,6 +16,13 @@ every ``p``-th sample of it, so the ``p`` ranks together train on exactly the
 global batches that one process would. Rank 0 alone prints, writes metrics,
 plots and checkpoints; every rank reads a checkpoint to resume.
 
+Mistakes that would only show after an epoch are refused before the first
+one: a ``--checkpoint`` whose folder is missing or not writable ends the job
+at once, on every rank, with one line and exit status 2, as every bad flag
+does. ``--resume`` with no checkpoint yet says so and starts from epoch 1
+(``--resume=must`` refuses instead). A checkpoint saved with another
+``--epochs`` continues on this run's learning-rate schedule, and says so.
+
 The last lines printed are stable and parseable::
 
     test accuracy: 0.9861
@@ -29,9 +36,10 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -89,8 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=0, help="seed for initialisation, shuffling, dropout"
     )
-    p.add_argument("--checkpoint", type=Path, help="save a checkpoint here after every epoch")
-    p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="save a checkpoint here after every epoch (its folder must exist and be writable: "
+        "checked before training starts)",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="if-exists",
+        choices=["if-exists", "must"],
+        help="continue from --checkpoint; with no checkpoint there yet, say so and start from "
+        "epoch 1 (--resume=must: refuse to start instead). A checkpoint saved with another "
+        "--epochs continues on this run's learning-rate schedule",
+    )
     p.add_argument("--metrics", type=Path, help="append one JSON line per epoch here")
     p.add_argument("--plot", type=Path, help="draw loss and accuracy curves to this PNG")
     p.add_argument(
@@ -103,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int,
-        help="BLAS and OpenMP threads per process "
-        "(default: all cores for one process, 1 per rank under --parallel ddp)",
+        help="BLAS and OpenMP threads per process (default: all cores for one process; "
+        "1 per rank when mpiexec starts several, with --parallel ddp or none)",
     )
     dp = p.add_argument_group("data parallelism (run under mpiexec)")
     dp.add_argument(
@@ -151,6 +172,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if args.resume and args.checkpoint is None:
         raise UsageError("--resume needs --checkpoint PATH")
+    if args.checkpoint is not None:
+        check_checkpoint_path(args.checkpoint)
+        if args.resume == "must" and not args.checkpoint.exists():
+            raise UsageError(f"--resume=must: no checkpoint at {args.checkpoint}")
     if args.dataset == "mnist" and args.data_root is None:
         raise UsageError("--dataset mnist needs --data-root DIR (the folder with the IDX files)")
     if args.threads is not None and args.threads < 1:
@@ -161,6 +186,48 @@ def check_args(args: argparse.Namespace) -> None:
         args.parallel = "ddp" if launched_ranks() > 1 else "none"
     if args.parallel == "none" and (args.trace or args.no_overlap):
         raise UsageError("--trace and --no-overlap need --parallel ddp")
+
+
+def check_checkpoint_path(path: Path) -> None:
+    """Refuse a ``--checkpoint`` that could not be written, before any epoch is spent.
+
+    Every rank checks: rank 0 writes the checkpoint, but every rank reads it
+    to resume, so its folder must be there for all of them. Writability is
+    tried, not asked of ``os.access``: a real file is created and removed,
+    which also catches read-only file systems and holds for root.
+    """
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(
+            f"--checkpoint {path} is a folder; name a file in it, "
+            f"e.g. --checkpoint {path / 'run.npz'}"
+        )
+    if not folder.exists():
+        raise UsageError(f"--checkpoint {path}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise UsageError(f"--checkpoint {path}: {folder} is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"--checkpoint {path}: cannot write in the folder {folder} ({exc.strerror})"
+        ) from None
+
+
+def threads_per_process(args: argparse.Namespace, world_size: int) -> int | None:
+    """BLAS and OpenMP threads for this process: ``--threads``, else 1 under mpiexec, else None.
+
+    ``None`` leaves each library's own default (all cores for BLAS). The ranks
+    of one mpiexec job usually share the cores, so all cores' threads in each
+    rank oversubscribe them: with ``--parallel none`` that made two ranks 4-30x
+    slower than one thread each. An explicit ``--threads`` always wins.
+    """
+    if args.threads is not None:
+        return args.threads
+    if world_size > 1 or launched_ranks() > 1:
+        return 1
+    return None
 
 
 def launched_ranks() -> int:
@@ -306,20 +373,80 @@ def save_checkpoint(
     )
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+def load_checkpoint(
+    path: Path, model, optimizer, scheduler, say: Callable[..., None] = print
+) -> tuple[int, list[dict]]:
     """Restore a checkpoint into ``model``, ``optimizer`` and ``scheduler``; returns (epoch,
-    history)."""
+    history).
+
+    ``say`` reports the epoch it resumes after, and the schedule when it
+    moves: the schedule continues on this run's horizon (``--epochs``), not
+    the checkpoint's. A checkpoint of another ``--schedule`` is refused.
+    """
     try:
         state = minidl.load(path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        schedule, change = _schedule_on_this_horizon(state["scheduler"], scheduler, path)
         if scheduler:
-            scheduler.load_state_dict(state["scheduler"])
+            scheduler.load_state_dict(schedule)
         minidl.random.generator().bit_generator.state = state["rng"]
-        history = list(state["history"])
-        return int(state["epoch"]), history
+        epoch, history = int(state["epoch"]), list(state["history"])
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise UsageError(f"cannot resume from checkpoint {path}: {exc}") from None
+    say(f"resumed from {path} after epoch {epoch}")
+    if change:
+        say(f"{change}; continuing on this run's, at lr {scheduler.get_last_lr()[0]:.4g}")
+    return epoch, history
+
+
+#: The scheduler attribute that ``--epochs`` sets, for each ``--schedule``.
+_HORIZON = {"cosine": "T_max", "step": "step_size"}
+
+
+def _schedule_name(state: dict) -> str:
+    """The ``--schedule`` whose scheduler has this state (``{}`` for none)."""
+    return next((name for name, key in _HORIZON.items() if key in state), "none")
+
+
+def _describe_schedule(name: str, state: dict) -> str:
+    """A schedule in words, e.g. ``a cosine over 20 epochs``."""
+    if name == "cosine":
+        return f"a cosine over {state['T_max']} epochs"
+    every = "epoch" if state["step_size"] == 1 else f"{state['step_size']} epochs"
+    return f"x{state['gamma']:g} every {every}"
+
+
+def _schedule_on_this_horizon(saved: dict, scheduler, path: Path) -> tuple[dict, str | None]:
+    """The checkpoint's scheduler state moved onto this run's ``--epochs`` horizon, and the
+    change in words (None if there is none).
+
+    A student who trained 20 epochs and resumes with ``--epochs 30`` means
+    "train on to 30": the schedule they asked for is the one over 30 epochs.
+    On the checkpoint's own, the learning rate would have reached 0 at epoch
+    20 and then, past the end of its cosine, climbed back up: ten epochs on a
+    schedule nobody chose. So the epoch count and the state come from the
+    checkpoint and the horizon from this run, and the change is printed. A
+    run resumed with the ``--epochs`` it started with is untouched, and ends
+    exactly where it would have without stopping.
+    """
+    saved_name = _schedule_name(saved)
+    this = scheduler.state_dict() if scheduler else {}
+    this_name = _schedule_name(this)
+    if saved_name != this_name:
+        raise UsageError(
+            f"cannot resume from checkpoint {path}: it was saved with --schedule {saved_name}, "
+            f"this run has --schedule {this_name} (give --schedule {saved_name} to continue it)"
+        )
+    key = _HORIZON.get(this_name)
+    if key is None or saved[key] == this[key]:
+        return saved, None
+    moved = {**saved, key: this[key]}
+    change = (
+        f"learning-rate schedule: the checkpoint's is {_describe_schedule(saved_name, saved)}, "
+        f"this run's --epochs makes it {_describe_schedule(this_name, moved)}"
+    )
+    return moved, change
 
 
 def plot_history(history: list[dict], path: Path) -> None:
@@ -348,7 +475,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from tqdm import tqdm
 
     comm, rank, world_size = parallel_setup(args)
-    threads = args.threads or (1 if world_size > 1 else None)
+    threads = threads_per_process(args, world_size)
     if threads:
         kernels.set_num_threads(threads)
         threadpool_limits(threads, user_api="blas")
@@ -362,8 +489,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
     start_epoch, history = 0, []
     if args.resume and args.checkpoint.exists():
-        start_epoch, history = load_checkpoint(args.checkpoint, model, optimizer, scheduler)
-        say(f"resumed from {args.checkpoint} after epoch {start_epoch}")
+        start_epoch, history = load_checkpoint(args.checkpoint, model, optimizer, scheduler, say)
+    elif args.resume:
+        say(f"no checkpoint at {args.checkpoint}: starting from epoch 1")
 
     timeline = Timeline(rank, enabled=False) if args.trace else None
     trace = Trace() if args.trace else None
