@@ -285,7 +285,8 @@ class Max(Function):
     def backward(self, g):
         g = _keep_reduced_axes(g, self.x.shape, self.axis, self.keepdims)
         winners = self.x == self.out
-        return g * winners / winners.sum(axis=self.axis, keepdims=True)
+        # Counted in g's dtype: an int count would promote a float32 gradient to float64.
+        return g * winners / winners.sum(axis=self.axis, keepdims=True, dtype=g.dtype)
 
 
 class Min(Max):
