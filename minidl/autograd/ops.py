@@ -379,8 +379,9 @@ class Concatenate(Function):
         self.axis = axis
 
     def forward(self, *xs):
+        out = np.concatenate(xs, axis=self.axis)  # first: it names a bad axis; shape[axis] not
         self.sizes = [x.shape[self.axis] for x in xs]
-        return np.concatenate(xs, axis=self.axis)
+        return out
 
     def backward(self, g):
         return tuple(np.split(g, np.cumsum(self.sizes)[:-1], axis=self.axis))
