@@ -14,6 +14,16 @@ class Linear(Function):
     """
 
     def forward(self, x, w, b=None):
+        if x.ndim == 0 or w.ndim != 2:
+            raise ValueError(
+                "linear expects an input of shape (..., in_features) and a weight of shape "
+                f"(out_features, in_features), got {x.shape} and {w.shape}"
+            )
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(
+                f"linear: the bias has shape {b.shape}, but the weight of shape {w.shape} "
+                f"has {w.shape[0]} outputs: expected ({w.shape[0]},)"
+            )
         if x.shape[-1] != w.shape[1]:
             raise ValueError(
                 f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight "
