@@ -33,6 +33,9 @@ class Conv2d(Function):
         if x.shape[1] != w.shape[1]:
             raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but the "
                              f"weight of shape {w.shape} expects {w.shape[1]}")
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"conv2d: the bias has shape {b.shape}, but the weight of shape "
+                             f"{w.shape} has {w.shape[0]} filters: expected ({w.shape[0]},)")
         n, f = x.shape[0], w.shape[0]
         self.x_shape, self.w = x.shape, w
         self.cols = K.im2col(x, w.shape[2:], self.stride, self.padding)  # (C*KH*KW, N*OH*OW)
@@ -91,6 +94,8 @@ class AvgPool2d(Function):
         )
 
     def forward(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"avg_pool2d expects an (N, C, H, W) input, got shape {x.shape}")
         n, c, h, w = self.x_shape = x.shape
         # Pool every channel as its own one-channel image: one column per window.
         cols = K.im2col(x.reshape(n * c, 1, h, w), *self.args)  # (KH*KW, N*C*OH*OW)
