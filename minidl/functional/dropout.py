@@ -25,4 +25,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
 def flatten(x: Tensor, start_dim: int = 1) -> Tensor:
     """Merge every axis from ``start_dim`` on into one: (N, C, H, W) -> (N, C*H*W)."""
+    if not -x.ndim <= start_dim < max(x.ndim, 1):
+        raise ValueError(f"flatten: start_dim {start_dim} is not an axis of a tensor of shape "
+                         f"{x.shape} (expected {-x.ndim} <= start_dim < {max(x.ndim, 1)})")
     return x.reshape(*x.shape[:start_dim], -1)
