@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,13 @@ def _pytorch_default_init(weight: Parameter, bias: Parameter | None) -> None:
         init.uniform_(bias, -bound, bound)
 
 
+def _size(layer: str, name: str, value: Any) -> int:
+    """``value`` as a positive int, or a ValueError naming the layer and the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 class Linear(Module):
     """Fully connected layer ``y = x @ weight.T + bias``.
 
@@ -32,12 +40,19 @@ class Linear(Module):
     bias : bool, default True
         Learn an additive bias.
     dtype : dtype, default float32
+
+    Raises
+    ------
+    ValueError
+        If ``in_features`` or ``out_features`` is not a positive integer.
     """
 
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32
     ) -> None:
         super().__init__()
+        in_features = _size("Linear", "in_features", in_features)
+        out_features = _size("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         self.register_parameter(
@@ -65,12 +80,23 @@ class Conv2d(Module):
     stride, padding : int or (int, int)
     bias : bool, default True
     dtype : dtype, default float32
+
+    Raises
+    ------
+    ValueError
+        If ``in_channels``, ``out_channels`` or a side of ``kernel_size`` is not a
+        positive integer.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  bias: bool = True, dtype=np.float32) -> None:
         super().__init__()
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        in_channels = _size("Conv2d", "in_channels", in_channels)
+        out_channels = _size("Conv2d", "out_channels", out_channels)
+        sides = tuple(kernel_size) if isinstance(kernel_size, (tuple, list)) else (kernel_size,) * 2
+        if len(sides) != 2:
+            raise ValueError(f"Conv2d: kernel_size must be an int or a pair, got {kernel_size!r}")
+        kh, kw = (_size("Conv2d", "kernel_size", side) for side in sides)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.weight = Parameter(np.empty((out_channels, in_channels, kh, kw), dtype=dtype))
@@ -169,6 +195,7 @@ class _BatchNorm(Module):
         self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32
     ) -> None:
         super().__init__()
+        num_features = _size(type(self).__name__, "num_features", num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype=dtype))
         self.bias = Parameter(np.zeros(num_features, dtype=dtype))
@@ -189,13 +216,19 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalization of (N, C) or (N, C, L) inputs, per channel."""
+    """Batch normalization of (N, C) or (N, C, L) inputs, per channel.
+
+    ``num_features`` (C) must be a positive integer: a ValueError says so.
+    """
 
     expected_ndim = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch normalization of (N, C, H, W) inputs, per channel; running statistics in eval mode."""
+    """Batch normalization of (N, C, H, W) inputs, per channel; running statistics in eval mode.
+
+    ``num_features`` (C) must be a positive integer: a ValueError says so.
+    """
 
     expected_ndim = (4,)
 
