@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterable
 
 import numpy as np
 
-from minidl.optim.optimizer import Optimizer
+from minidl.optim.optimizer import Optimizer, check_non_negative
 
 
 class Adam(Optimizer):
@@ -24,6 +25,12 @@ class Adam(Optimizer):
     betas : (float, float), default (0.9, 0.999)
     eps : float, default 1e-8
     weight_decay : float, default 0
+
+    Raises
+    ------
+    ValueError
+        If ``lr``, ``eps`` or ``weight_decay`` is not a number >= 0 (NaN
+        included), or ``betas`` is not two numbers in [0, 1).
     """
 
     def __init__(
@@ -34,14 +41,12 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        if lr < 0 or eps < 0 or weight_decay < 0:
-            raise ValueError(
-                f"lr ({lr}), eps ({eps}) and weight_decay ({weight_decay}) must be >= 0"
-            )
-        if not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        check_non_negative("Adam", lr=lr, eps=eps, weight_decay=weight_decay)
+        betas = tuple(betas) if isinstance(betas, (tuple, list)) else (betas,)
+        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
         super().__init__(
-            params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+            params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         )
 
     def step(self) -> None:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterable
 
 import numpy as np
 
 from minidl.autograd.tensor import Tensor
+
+
+def check_non_negative(owner: str, **values: Any) -> None:
+    """Raise a ValueError naming the first of ``values`` (by argument) that is not a number >= 0.
+
+    Written ``not value >= 0`` so that NaN, which compares False with everything,
+    is refused too: one NaN learning rate turns every weight into NaN.
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+            what = "learning rate" if name == "lr" else name
+            raise ValueError(f"{owner}: invalid {what} {value!r}: it must be a number >= 0")
 
 
 class Optimizer:

@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from minidl.optim.optimizer import Optimizer
+from minidl.optim.optimizer import Optimizer, check_non_negative
 
 
 class SGD(Optimizer):
@@ -27,6 +27,13 @@ class SGD(Optimizer):
     lr : float
     momentum, dampening, weight_decay : float, default 0
     nesterov : bool, default False
+
+    Raises
+    ------
+    ValueError
+        If ``lr``, ``momentum``, ``dampening`` or ``weight_decay`` is not a number
+        >= 0 (NaN included), or Nesterov momentum is asked for without momentum or
+        with dampening.
     """
 
     def __init__(
@@ -38,12 +45,8 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ) -> None:
-        if lr < 0:
-            raise ValueError(f"invalid learning rate {lr}: it must be >= 0")
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(
-                f"momentum ({momentum}) and weight_decay ({weight_decay}) must be >= 0"
-            )
+        check_non_negative("SGD", lr=lr, momentum=momentum, dampening=dampening,
+                           weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
