@@ -7,6 +7,8 @@ independently always agree on it.
 
 from __future__ import annotations
 
+import operator
+
 
 def chunk_bounds(n: int, p: int) -> tuple[int, ...]:
     """Offsets of a balanced split of ``n`` elements into ``p`` chunks.
@@ -32,6 +34,8 @@ def chunk_bounds(n: int, p: int) -> tuple[int, ...]:
     ------
     ValueError
         If ``n < 0`` or ``p < 1``.
+    TypeError
+        If ``n`` or ``p`` is not an integer.
 
     Examples
     --------
@@ -42,6 +46,11 @@ def chunk_bounds(n: int, p: int) -> tuple[int, ...]:
     >>> chunk_bounds(0, 3)
     (0, 0, 0, 0)
     """
+    for value, name in ((n, "n"), (p, "p")):
+        try:
+            operator.index(value)
+        except TypeError:
+            raise TypeError(f"chunk_bounds: {name} must be an int, got {value!r}") from None
     if n < 0:
         raise ValueError(f"chunk_bounds: the number of elements must be >= 0, got n={n}")
     if p < 1:
@@ -71,12 +80,18 @@ def chunk_range(n: int, p: int, i: int) -> tuple[int, int]:
     ------
     ValueError
         If ``i`` is not a chunk of the split (or ``n``, ``p`` are invalid).
+    TypeError
+        If ``n``, ``p`` or ``i`` is not an integer.
 
     Examples
     --------
     >>> chunk_range(10, 4, 3)
     (8, 10)
     """
+    try:
+        operator.index(i)
+    except TypeError:
+        raise TypeError(f"chunk_range: the chunk i must be an int, got {i!r}") from None
     if not 0 <= i < p:
         raise ValueError(f"chunk_range: chunk {i} does not exist in a split into p={p} chunks")
     bounds = chunk_bounds(n, p)

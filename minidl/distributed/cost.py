@@ -126,7 +126,7 @@ def cost(
         raise ValueError(f"cost: nbytes must be >= 0, got {nbytes}")
     check_layout(p, nbytes, root, collective)
     for value, what in ((alpha, "alpha"), (beta, "beta"), (gamma, "gamma")):
-        if value < 0:
+        if not value >= 0:  # NaN too: it would price every algorithm NaN
             raise ValueError(f"cost: {what} must be >= 0 seconds, got {value}")
     plans = [rounds_of(collective, algorithm, p, rank, nbytes, root) for rank in range(p)]
     rounds = messages = wire_bytes = reduced_bytes = local_bytes = 0

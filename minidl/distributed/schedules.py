@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -239,6 +240,8 @@ def schedule(
     ValueError
         If ``p``, ``rank``, ``n`` or ``root`` is out of range (or ``p`` does
         not divide ``n`` in an alltoall), or the algorithm is unknown.
+    TypeError
+        If ``p``, ``rank``, ``n`` or ``root`` is not an integer.
 
     Examples
     --------
@@ -262,6 +265,7 @@ def schedule(
     """
     name, _ = resolve(collective, algorithm)
     check_layout(p, n, root, collective)
+    _check_int(rank, "schedule: rank")
     if not 0 <= rank < p:
         raise ValueError(f"schedule: rank {rank} is not a rank of p={p} (0 <= rank < p)")
     return Schedule(
@@ -269,11 +273,24 @@ def schedule(
     )
 
 
+def _check_int(value: object, what: str) -> None:
+    """Raise a TypeError naming ``what`` unless ``value`` is an integer (NumPy's too)."""
+    try:
+        operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, got {value!r}") from None
+
+
 def check_layout(p: int, n: int, root: int, collective: str) -> None:
     """Raise ValueError unless ``p >= 1``, ``n >= 0`` and ``root`` fits ``collective``.
 
     An alltoall also needs ``n`` to be a multiple of ``p``: its blocks are equal.
+    A TypeError if one of the three is not an integer (a root of 1.5 would
+    otherwise reach the schedules, and their error would blame them).
     """
+    _check_int(p, "the number of ranks p")
+    _check_int(n, "the number of elements n")
+    _check_int(root, f"{collective}: root")
     if p < 1:
         raise ValueError(f"the number of ranks must be >= 1, got p={p}")
     if n < 0:

@@ -83,7 +83,8 @@ def simulate(
         disagree on the number of rounds, or a step names a bad peer or range.
     ValueError, TypeError
         If the inputs differ in shape or dtype, the op or dtype is unsupported,
-        or an alltoall's size is not a multiple of ``p``.
+        an alltoall's size is not a multiple of ``p``, or ``root`` is not a rank
+        (a TypeError if it is not an int).
 
     Examples
     --------
