@@ -26,6 +26,9 @@ from minidl.distributed.world import world
 MPI_BUILTIN = "mpi"
 """The algorithm name that calls MPI's own collective (``Allreduce``, ``Bcast``, ...)."""
 
+REDUCING = ("allreduce", "reduce_scatter", "reduce")
+"""The collectives that reduce, and so need an op (the others are called with None)."""
+
 AUTO = "auto"
 """The algorithm name that lets the cost model choose (see
 :mod:`minidl.distributed.calibration`)."""
@@ -106,7 +109,7 @@ def prepare_call(
     where = f"{collective} on rank {rank}"
     p = comm.Get_size()
     check_dtype(dtype, f"{where}: buf")
-    if op is not None:
+    if op is not None or collective in REDUCING:  # op=None to a reduction is no op either
         check_op(op, where)
     if collective in ROOTED and not 0 <= root < p:
         raise ValueError(f"{where}: root {root} is not a rank of this communicator (size {p})")
