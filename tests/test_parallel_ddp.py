@@ -83,11 +83,22 @@ def test_a_model_that_differs_across_ranks_is_named():
 
 @pytest.mark.parametrize("overlap", ["overlap", "no-overlap"])
 def test_a_rank_that_skips_a_step_fails_instead_of_hanging(overlap):
-    result = run_mpi(
-        SCRIPTS / "ddp_failures.py", 2, args=["skipped_step", overlap], timeout=60, check=False
-    )
+    # Its step counts fall one behind, equal until the end: the others' last pass waits for it
+    # in the step check, and the watchdog ends the job (nothing collective runs at exit).
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["skipped_step", overlap], timeout=60,
+                     check=False, env={"MINIDL_TIMEOUT": "3"})
+    assert result.returncode == 3, result.stderr
+    assert "timed out" in result.stderr
+    assert "DistributedDataParallel's step check at step 2" in result.stderr
+
+
+@pytest.mark.parametrize("overlap", ["overlap", "no-overlap"])
+def test_ranks_out_of_step_at_close_are_named(overlap):
+    result = run_mpi(SCRIPTS / "ddp_failures.py", 2, args=["skipped_step_then_close", overlap],
+                     timeout=60, check=False)
     assert result.returncode != 0
-    assert "ranks are at different steps" in result.stderr
+    assert "ranks are at different steps (rank 0: at step 2, rank 1: finished after step 2)" \
+        in result.stderr
 
 
 def test_an_exception_on_one_rank_ends_the_job():

@@ -23,9 +23,12 @@ recursive_doubling allreduce on rank 0 of 4, n=6: 2 rounds
 Importing this package does not import :mod:`mpi4py`; the collectives do,
 when first called. Outside ``python -m mpi4py``, it makes an uncaught
 exception on one rank abort the whole job (:mod:`minidl.distributed.abort`).
+:func:`set_timeout` (or ``MINIDL_TIMEOUT``) starts a watchdog that ends the job
+when a rank waits too long in minidl's communication, naming where
+(:mod:`minidl.distributed.watchdog`).
 """
 
-from minidl.distributed import abort
+from minidl.distributed import abort, watchdog
 from minidl.distributed.calibration import Calibration, calibrate
 from minidl.distributed.checks import DTYPES, OPS
 from minidl.distributed.chunking import chunk_bounds, chunk_range
@@ -56,9 +59,11 @@ from minidl.distributed.steps import (
     send,
 )
 from minidl.distributed.trace import Event, RankStats, Trace
+from minidl.distributed.watchdog import get_timeout, set_timeout, watching
 from minidl.distributed.world import world
 
 abort.install()
+watchdog._from_environment()  # MINIDL_TIMEOUT
 
 __all__ = [
     "ALGORITHMS",
@@ -88,6 +93,7 @@ __all__ = [
     "copy_from",
     "cost",
     "gather",
+    "get_timeout",
     "iallreduce",
     "reduce",
     "reduce_from",
@@ -95,7 +101,9 @@ __all__ = [
     "scatter",
     "schedule",
     "send",
+    "set_timeout",
     "simulate",
     "use",
+    "watching",
     "world",
 ]

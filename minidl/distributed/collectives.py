@@ -39,6 +39,7 @@ from minidl.distributed.fingerprint import check_agreement
 from minidl.distributed.request import _STARTED, CollectiveRequest, refuse_while_started, until_done
 from minidl.distributed.steps import ScheduleFn
 from minidl.distributed.trace import Trace
+from minidl.distributed.watchdog import WATCH
 from minidl.distributed.world import mpi_module
 
 
@@ -449,7 +450,11 @@ def _agree(call: Call, check: bool) -> None:
     """
     if check:
         take_maximum = executors.active.maximum
-        check_agreement(call.comm, call.collective, call.fields, call.hashed, take_maximum)
+        outer = WATCH.enter(call, "agreement check")  # for the watchdog, if one is set
+        try:
+            check_agreement(call.comm, call.collective, call.fields, call.hashed, take_maximum)
+        finally:
+            WATCH.leave(outer)
 
 
 def _schedule(call: Call) -> Any:
@@ -466,10 +471,14 @@ def _run(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> np.
     next file to read.
     """
     flat = buf if buf.ndim == 1 else buf.reshape(-1)
-    if schedule is None:
-        _mpi_builtin(call, flat)
-    else:
-        executors.active.run(schedule, flat, call.op, call.comm, trace)
+    outer = WATCH.enter(call)  # the executor tells the watchdog each round, too
+    try:
+        if schedule is None:
+            _mpi_builtin(call, flat)
+        else:
+            executors.active.run(schedule, flat, call.op, call.comm, trace)
+    finally:
+        WATCH.leave(outer)
     return flat
 
 
@@ -479,9 +488,9 @@ def _start(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> C
     if schedule is None:
         mpi = mpi_module()
         request = call.comm.Iallreduce(mpi.IN_PLACE, flat, op=getattr(mpi, call.op.upper()))
-        return CollectiveRequest(until_done(request), buf)
+        return CollectiveRequest(until_done(request), buf, what=call)
     steps = executors.active.start(schedule, flat, call.op, call.comm, trace)
-    request = CollectiveRequest(steps, buf, call.comm)
+    request = CollectiveRequest(steps, buf, call.comm, what=call)
     _STARTED[id(call.comm)] = request
     return request
 

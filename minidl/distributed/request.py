@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from minidl.distributed.watchdog import WATCH
+
 _STARTED: dict[int, "CollectiveRequest"] = {}
 """The collective of minidl's started on each communicator (by ``id``) that
 the program has not yet waited for. Its messages use the same tags as the
@@ -57,6 +59,8 @@ class CollectiveRequest:
         The communicator it runs on, for one of minidl's collectives: until
         :meth:`wait` has returned, no other of minidl's collectives may start
         there, even once :meth:`test` has returned True (see :data:`_STARTED`).
+    what : Call or str, optional
+        What it is, for the watchdog's report (:mod:`minidl.distributed.watchdog`).
 
     Attributes
     ----------
@@ -70,13 +74,16 @@ class CollectiveRequest:
     is named in a warning at exit (see :data:`_UNWAITED`).
     """
 
-    def __init__(self, steps: Iterator[Any], buf: np.ndarray, comm: Any = None) -> None:
+    def __init__(
+        self, steps: Iterator[Any], buf: np.ndarray, comm: Any = None, what: Any = None
+    ) -> None:
         self._steps = steps
         self._waiting: Any = None
         self._done = False
         self._error: BaseException | None = None
         self.buf = buf
         self.comm = comm
+        self.what = what if what is not None else "a started collective"
         _UNWAITED[id(self)] = self  # until wait() returns, or it fails
         self._advance()  # post the first messages now
 
@@ -116,8 +123,12 @@ class CollectiveRequest:
 
     def wait(self) -> np.ndarray:
         """Block until the collective is done; returns the buffer."""
-        while not self._advance():
-            self._waiting.Wait()
+        outer = WATCH.enter(self.what, WATCH.round)  # its round, as its last step said
+        try:
+            while not self._advance():
+                self._waiting.Wait()
+        finally:
+            WATCH.leave(outer)
         self._seen_done()
         return self.buf
 

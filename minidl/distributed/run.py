@@ -34,6 +34,7 @@ import numpy as np
 from minidl import kernels
 from minidl.distributed.steps import Round
 from minidl.distributed.trace import Event, Trace
+from minidl.distributed.watchdog import WATCH, At
 from minidl.distributed.world import mpi_module
 
 TAG = 27_171
@@ -83,6 +84,7 @@ def start(
         requests = [comm.Irecv(landing, r.peer, TAG) for r, landing in zip(rnd.recvs, landings)]
         requests += [comm.Isend(flat[s.start : s.stop], s.peer, TAG) for s in rnd.sends]
         waiting = AllOf(requests)
+        WATCH.round = At(k, rnd)  # where this rank waits, should the watchdog ask
         while not waiting.Test():
             yield waiting
         arrived = time.perf_counter()

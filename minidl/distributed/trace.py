@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from minidl.distributed.watchdog import watching
+
 _LANES = ("send", "recv", "reduce")  # one timeline row per kind, within each rank
 
 
@@ -179,7 +181,8 @@ class Trace:
         # Trace events are a small, irregular Python list gathered once, after
         # the collective: pickling (lower-case gather) is the right tool here,
         # unlike for the data, which always moves as raw buffers.
-        everyone = self.comm.gather(self.events, root=0)
+        with watching("Trace.gather() (collective: every rank gathers its trace)"):
+            everyone = self.comm.gather(self.events, root=0)
         if everyone is None:
             return None
         merged = Trace(self.clock)

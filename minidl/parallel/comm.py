@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from minidl.distributed import allreduce, iallreduce
+from minidl.distributed.watchdog import WATCH
 from minidl.distributed.world import mpi_module
 
 SPIN_SHORT = 5e-5
@@ -38,7 +39,9 @@ once, where a sleep costs a timer tick (the 4-rank training job on 2 cores:
 0.36 s per epoch sleeping, 0.15 s yielding, 0.66 s with MPI's own waits)."""
 
 
-def wait_politely(request: Any, spin: float = SPIN_SHORT, longest_sleep: float = 2e-4) -> None:
+def wait_politely(
+    request: Any, spin: float = SPIN_SHORT, longest_sleep: float = 2e-4, what: Any = None
+) -> None:
     """Wait for a non-blocking MPI request without spinning a core for long.
 
     MPICH's blocking waits poll at full speed. That is right when the other
@@ -50,7 +53,21 @@ def wait_politely(request: Any, spin: float = SPIN_SHORT, longest_sleep: float =
     between polls, a little longer each time up to ``longest_sleep``, which
     frees the core at a small cost in latency. Pass ``spin=SPIN_LONG`` when
     nothing else needs the core (see :func:`ranks_have_own_cores`).
+
+    ``what`` names the wait for the watchdog (:mod:`minidl.distributed.watchdog`);
+    by default the request's own ``what`` (a started collective has one).
     """
+    if what is None:
+        what = getattr(request, "what", "an MPI request")
+    outer = WATCH.enter(what, WATCH.round)  # a started collective's round, as it last said
+    try:
+        _poll(request, spin, longest_sleep)
+    finally:
+        WATCH.leave(outer)
+
+
+def _poll(request: Any, spin: float, longest_sleep: float) -> None:
+    """Spin, then yield, then sleep between tests of ``request`` (see :func:`wait_politely`)."""
     deadline = time.perf_counter() + spin
     while time.perf_counter() < deadline:
         if request.Test():
@@ -120,9 +137,10 @@ class WaitPolicy:
         self.own_cores = comm.Get_size() > 1 and ranks_have_own_cores(comm)
         self.spin = SPIN_LONG if self.own_cores else SPIN_SHORT
 
-    def wait(self, request: Any) -> None:
-        """Wait for ``request`` (anything with ``Test()``) with :func:`wait_politely`."""
-        wait_politely(request, self.spin)
+    def wait(self, request: Any, what: Any = None) -> None:
+        """Wait for ``request`` (anything with ``Test()``) with :func:`wait_politely`;
+        ``what`` names it for the watchdog."""
+        wait_politely(request, self.spin, what=what)
 
     def allreduce(self, buf: np.ndarray, **kwargs: Any) -> None:
         """All-reduce ``buf`` in place, returning when done; ``kwargs`` as for ``allreduce``."""

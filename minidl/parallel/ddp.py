@@ -20,12 +20,10 @@ import atexit
 import contextlib
 import math
 import sys
-import time
-import traceback
-import weakref
 from typing import Any, Iterator
 
 from minidl.distributed import ScheduleFn, Trace, abort
+from minidl.distributed.watchdog import watching
 from minidl.distributed.world import world
 from minidl.nn.module import Module
 from minidl.parallel.algorithm import check_algorithm
@@ -33,6 +31,7 @@ from minidl.parallel.buckets import Bucket, assign_buckets
 from minidl.parallel.observer import CommStats, Recorder, bytes_sent
 from minidl.parallel.reducer import Reducer
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture
+from minidl.parallel.step_check import StepCheck
 from minidl.parallel.timeline import Timeline
 
 
@@ -97,6 +96,14 @@ class DistributedDataParallel(Module):
             raise ValueError(f"bucket_cap_mb must be >= 0, got {bucket_cap_mb}")
         self.module = model
         comm = world(comm)
+        with watching(f"DistributedDataParallel's construction on {comm.Get_size()} ranks "
+                      "(collective: every rank wraps its model)"):
+            self._connect(model, comm, algorithm, bucket_cap_mb, overlap, trace, timeline)
+
+    def _connect(self, model: Module, comm: Any, algorithm: str | ScheduleFn,
+                 bucket_cap_mb: float, overlap: bool, trace: Trace | None,
+                 timeline: Timeline | None) -> None:
+        """The collective part of construction: checks, broadcast, buckets, the reducer."""
         object.__setattr__(self, "comm", comm)
         self.algorithm, self.overlap, self.bucket_cap_mb = algorithm, overlap, bucket_cap_mb
         self.rank, self.world_size = comm.Get_rank(), comm.Get_size()
@@ -114,10 +121,7 @@ class DistributedDataParallel(Module):
         self.reducer.trace = trace
         self.buckets = buckets
         self._closed = False
-        # A rank that skipped a step would otherwise leave the others waiting
-        # forever in their last all-reduce: closing compares step counts.
-        self._atexit = _close_at_exit(self.reducer)
-        atexit.register(self._atexit)
+        _UNCLOSED[id(self)] = self.reducer.steps  # until close(): named at exit if it trained
 
     def _check_same_buckets(self, buckets: list[Bucket]) -> None:
         """Every rank must cut the same buckets, and name the same algorithm and overlap.
@@ -190,15 +194,18 @@ class DistributedDataParallel(Module):
     def close(self) -> None:
         """Stop communicating: unhook the model, check every rank ran the same steps.
 
-        Collective: every rank must call it (it also runs at interpreter exit
-        for a DDP never closed). Raises on every rank if some rank skipped a
-        step.
+        Collective: every rank must call it. Raises on every rank if some
+        rank skipped a step. A DDP never closed is released at exit without
+        communicating (see :func:`_release_at_exit`), so a rank that skipped
+        the last step is then caught only by the watchdog
+        (:func:`minidl.distributed.set_timeout`), not named.
         """
         if self._closed:
             return
         self._closed = True
-        atexit.unregister(self._atexit)
-        self.reducer.close()
+        _UNCLOSED.pop(id(self), None)
+        with watching("DistributedDataParallel.close() (collective: every rank closes)"):
+            self.reducer.close()
 
     def extra_repr(self) -> str:
         sizes = ", ".join(_size(b.nbytes) for b in self.buckets)
@@ -215,26 +222,29 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / 2**20:.3g} MiB"
 
 
-def _close_at_exit(reducer: Reducer):
-    """An exit handler that closes ``reducer`` if it still exists, without keeping it alive.
+_UNCLOSED: dict[int, StepCheck] = {}
+"""The step check of every DDP constructed and not closed, by the wrapper's ``id``:
+held even once the wrapper is gone, so that every rank sees the same ones at
+exit, whenever its garbage collector ran."""
 
-    The reducer lives as long as its DDP or the model it hooked, whichever
-    lives longer. If closing finds ranks out of step, the error is printed
-    and the job aborted: an exception in an exit handler would otherwise be
-    ignored.
+
+@atexit.register
+def _release_at_exit() -> None:
+    """At exit, say in one line (on rank 0) which DDPs trained but were never closed; no messages.
+
+    Closing is collective, and at exit it cannot be: which wrappers are
+    still alive depends on when each rank's garbage collector ran, and a
+    rank that raised is not coming, so ranks closing what they happen to
+    hold would call different collectives and wait for each other forever.
     """
-    ref = weakref.ref(reducer)
-
-    def close() -> None:
-        alive = ref()
-        if alive is None or abort.escaped:  # the job is being aborted
-            return
-        try:
-            alive.close()
-        except BaseException:
-            traceback.print_exc()
-            sys.stderr.flush()
-            time.sleep(abort.GRACE_S)
-            alive.comm.Abort(1)
-
-    return close
+    if abort.escaped:  # the job is being aborted for an exception: it has said enough
+        return
+    trained = [s.step for s in _UNCLOSED.values() if s.step > 0 and s.comm.Get_rank() == 0]
+    _UNCLOSED.clear()
+    if trained:
+        which = ("a DistributedDataParallel" if len(trained) == 1
+                 else f"{len(trained)} DistributedDataParallel wrappers")
+        steps = ", ".join(map(str, trained))
+        print(f"minidl: {which} trained ({steps} step{'s' if trained != [1] else ''}) and never "
+              "closed: released at exit without checking that every rank ran as many steps "
+              "(call ddp.close() on every rank for that check)", file=sys.stderr)

@@ -177,7 +177,8 @@ class Reducer:
             if bucket.index == 0:
                 self.steps.wait()
             if self.overlapping and bucket is self.buckets[-1]:
-                self.waits.wait(self.comm.Ibarrier())
+                self.waits.wait(self.comm.Ibarrier(), "DistributedDataParallel's barrier "
+                                "before the last bucket (every rank finished backward)")
         self.observer.bucket_started(bucket)
         with self.observer.communicating():
             self.waits.allreduce(bucket.data, algorithm=self.algorithm, comm=self.comm,

@@ -29,7 +29,8 @@ class StepCheck:
     comm : mpi4py.MPI.Intracomm
         The ranks to compare.
     wait : callable, default wait_politely
-        ``wait(request)`` blocks until an MPI request is done.
+        ``wait(request, what)`` blocks until an MPI request is done; ``what``
+        names the wait for the watchdog.
 
     Attributes
     ----------
@@ -37,7 +38,7 @@ class StepCheck:
         Synchronised passes this rank has finished.
     """
 
-    def __init__(self, comm: Any, wait: Callable[[Any], None] = wait_politely) -> None:
+    def __init__(self, comm: Any, wait: Callable[[Any, str], None] = wait_politely) -> None:
         self.comm, self._wait = comm, wait
         self.step = 0
         # Each rank's (step, _PASS or _CLOSE), as the last exchange brought them.
@@ -62,7 +63,8 @@ class StepCheck:
         if not self._passed:
             if self._request is None:
                 self._request = self._start(_PASS)
-            self._wait(self._request)
+            self._wait(self._request, f"DistributedDataParallel's step check at step {self.step} "
+                       "(every rank's step count, before the first bucket's all-reduce)")
             self._passed = True
             self._verify()
 
@@ -73,7 +75,8 @@ class StepCheck:
 
     def at_close(self) -> None:
         """Exchange the step count one last time, as a rank that is closing (collective)."""
-        self._wait(self._start(_CLOSE))
+        self._wait(self._start(_CLOSE), "DistributedDataParallel.close(), after step "
+                   f"{self.step} (every rank's step count)")
         self._verify()
 
     def _start(self, doing: int) -> Any:

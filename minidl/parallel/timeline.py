@@ -17,7 +17,7 @@ import os
 import time
 from typing import Any, Iterator, NamedTuple
 
-from minidl.distributed import Trace
+from minidl.distributed import Trace, watching
 
 LANES = ("main", "comm", "send", "recv", "reduce")
 
@@ -72,7 +72,8 @@ class Timeline:
             Span(e.rank, e.kind, f"{e.kind} {'to' if e.kind == 'send' else 'from'} {e.peer}",
                  e.start, e.end, {"round": e.round, "peer": e.peer, "bytes": e.nbytes})
             for e in trace.events]
-        everyone = comm.gather(self.spans + messages, root=0)
+        with watching("Timeline.to_chrome() (collective: every rank gathers its spans)"):
+            everyone = comm.gather(self.spans + messages, root=0)
         if everyone is None:
             return
         spans = [s for rank_spans in everyone for s in rank_spans]

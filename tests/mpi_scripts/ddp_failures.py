@@ -20,7 +20,7 @@ if case == "different_model":
     model = models.mlp(hidden=(width, 64))
     DistributedDataParallel(model)
 
-elif case == "skipped_step":
+elif case in ("skipped_step", "skipped_step_then_close"):
     ddp = DistributedDataParallel(models.mlp(), overlap=sys.argv[2] == "overlap")
     opt = optim.SGD(ddp.parameters(), lr=0.1)
     x, y = minidl.randn(4, 64), np.arange(4)
@@ -30,6 +30,8 @@ elif case == "skipped_step":
         opt.zero_grad()
         F.cross_entropy(ddp(x), y).backward()
         opt.step()
+    if case == "skipped_step_then_close":
+        ddp.close()  # collective: it meets rank 0's third pass, and the counts differ
 
 elif case == "raise_on_one_rank":
     ddp = DistributedDataParallel(nn.Linear(4, 2))

@@ -74,6 +74,7 @@ from minidl.distributed.run import TAG, AllOf
 from minidl.distributed.schedules import rounds_of
 from minidl.distributed.steps import Recv, Round, ScheduleFn, Send
 from minidl.distributed.trace import Event, Trace
+from minidl.distributed.watchdog import WATCH
 from minidl.distributed.world import mpi_module
 
 # Tags: the ``j``-th message between two ranks in a round gets ``TAG + j``
@@ -545,7 +546,9 @@ def execute(
         bound = _bound(plan, flat, comm)  # binds, unbinds, or finds it may not be used
     if bound is not None and trace is None:  # the shortest path: a training loop's
         startall, waitall = bound.startall, bound.waitall
-        for requests, into, landing, reduce, _ in bound.rounds:
+        watch = WATCH
+        for requests, into, landing, reduce, planned in bound.rounds:
+            watch.round = planned  # where this rank waits, should the watchdog ask
             startall(requests)
             waitall(requests)
             if reduce:
@@ -616,6 +619,7 @@ def _bound_rounds(
     for requests, into, landing, reduce, planned in bound.rounds:
         spans: dict[int, tuple[float, float]] | None = {} if trace is not None else None
         started = time.perf_counter() if trace is not None else 0.0
+        WATCH.round = planned  # where this rank waits, should the watchdog ask
         mpi.Prequest.Startall(requests)
         if blocking:
             mpi.Request.Waitall(requests)
@@ -843,6 +847,7 @@ def _rounds(
     for planned in plan.rounds:
         spans: dict[int, tuple[float, float]] | None = {} if trace is not None else None
         started = time.perf_counter() if trace is not None else 0.0
+        WATCH.round = planned  # where this rank waits, should the watchdog ask
         if planned.exchange is None:
             done = yield from _pipelined(planned, flat, scratch, reduce_into, comm, spans)
         elif blocking:
