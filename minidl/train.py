@@ -47,7 +47,7 @@ import minidl
 import minidl.functional as F
 from minidl import kernels, models, nn, optim
 from minidl.data import DataLoader, RandomSampler, load_digits, load_mnist
-from minidl.distributed import Trace
+from minidl.distributed import Trace, set_timeout
 from minidl.parallel import DistributedDataParallel, DistributedSampler
 from minidl.parallel.timeline import Timeline
 
@@ -155,7 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument(
         "--trace", type=Path, help="write a Chrome trace of 10 steps of the last epoch on all ranks"
     )
+    dp.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="end the job, naming where, when a rank waits this long for the others "
+        "(minidl.distributed.set_timeout); 0 = never (default: $MINIDL_TIMEOUT if set, else 300)",
+    )
     return p
+
+
+DEFAULT_TIMEOUT_S = 300.0
+"""``--timeout``'s default: far longer than any wait of a healthy job (an
+epoch's slowest rank, a checkpoint being written), short enough that a stuck
+job ends within minutes."""
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -182,6 +196,12 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.bucket_cap_mb < 0:
         raise UsageError(f"--bucket-cap-mb must be >= 0, got {args.bucket_cap_mb}")
+    if args.timeout is None:
+        from_environment = os.environ.get("MINIDL_TIMEOUT", "").strip()
+        args.timeout = float(from_environment) if from_environment else DEFAULT_TIMEOUT_S
+    if not 0 <= args.timeout < float("inf"):
+        raise UsageError(f"--timeout must be a number of seconds >= 0 (0 = never), "
+                         f"got {args.timeout}")
     if args.parallel == "auto":
         args.parallel = "ddp" if launched_ranks() > 1 else "none"
     if args.parallel == "none" and (args.trace or args.no_overlap):
@@ -474,6 +494,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from threadpoolctl import threadpool_limits
     from tqdm import tqdm
 
+    # A rank that stops joining in (killed by the kernel, stuck) must not leave the
+    # others waiting for ever, silently: they end the job and say where they waited.
+    set_timeout(args.timeout or None)
     comm, rank, world_size = parallel_setup(args)
     threads = threads_per_process(args, world_size)
     if threads:

@@ -89,6 +89,8 @@ def test_numpy_kernels_flag(capsys):
     (["--dataset", "mnist"], "--dataset mnist needs --data-root"),
     (["--dataset", "mnist", "--data-root", "/no/such/folder"], "is not a folder"),
     (["--resume"], "--resume needs --checkpoint"),
+    (["--timeout", "-1"], "--timeout must be a number of seconds >= 0 (0 = never), got -1.0"),
+    (["--timeout", "inf"], "--timeout must be a number of seconds >= 0"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(capsys, argv, message):
     status, _, err = run_main(capsys, *argv)
@@ -254,3 +256,29 @@ def test_threads_per_process(monkeypatch, launched, parallel, threads, world_siz
     args = train.build_parser().parse_args(["--parallel", parallel]
                                            + (["--threads", str(threads)] if threads else []))
     assert train.threads_per_process(args, world_size) == expected
+
+
+@pytest.mark.parametrize("argv, environment, expected", [
+    ([], None, 300.0),
+    ([], "11", 11.0),
+    (["--timeout", "7"], "11", 7.0),
+    (["--timeout", "0"], None, 0.0),
+])
+def test_timeout_defaults_to_300_s_or_the_environment(monkeypatch, argv, environment, expected):
+    if environment is None:
+        monkeypatch.delenv("MINIDL_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("MINIDL_TIMEOUT", environment)
+    args = train.build_parser().parse_args(argv)
+    train.check_args(args)
+    assert args.timeout == expected
+
+
+def test_the_training_job_sets_the_watchdog(capsys, monkeypatch):
+    from minidl.distributed import watchdog
+
+    monkeypatch.setattr(watchdog, "_timeout", watchdog._timeout)  # put back afterwards
+    status, _, _ = run_main(capsys, "--model", "mlp", "--epochs", "1", "--timeout", "7")
+    assert status == 0 and minidl.distributed.get_timeout() == 7.0
+    run_main(capsys, "--model", "mlp", "--epochs", "1", "--timeout", "0")
+    assert minidl.distributed.get_timeout() is None
