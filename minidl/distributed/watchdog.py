@@ -272,8 +272,10 @@ class _Watcher(threading.Thread):
             if timeout is not None and state is not None and _timeout is not None:
                 waited = time.monotonic() - state[1]
                 if waited > _timeout and WATCH.state is state:
-                    why = f"timed out ({ENVIRONMENT_VARIABLE}={_timeout:g} s)"
-                    print(report(why) + f"  Ending the job (exit status {EXIT_STATUS}).",
+                    print(report(f"timed out (timeout {_timeout:g} s)")
+                          + "  If this wait is legitimate, allow it longer (set_timeout, "
+                          f"{ENVIRONMENT_VARIABLE}, the training job's --timeout).\n"
+                          f"  Ending the job (exit status {EXIT_STATUS}).",
                           file=sys.stderr, flush=True)
                     _abort(EXIT_STATUS)
 
