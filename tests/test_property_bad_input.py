@@ -623,9 +623,9 @@ def bad_collective_calls(draw) -> tuple[str, np.ndarray, dict, type, str]:
             st.integers(), st.none()))
         return name, buf, kwargs, ValueError, repr(kwargs["algorithm"])
     if kind == "comm":
-        # Not an array: the fast executor asks bool(comm) before checking its type, and an
-        # array's truth value raises a ValueError that names no comm (reported, in fast/calls.py).
-        kwargs["comm"] = draw(st.one_of(st.integers(), st.text(max_size=3), st.floats()))
+        # An array too: the fast executor once asked bool(comm) before checking its type.
+        kwargs["comm"] = draw(st.one_of(st.integers(), st.text(max_size=3), st.floats(),
+                                        st.just(np.ones(3))))
         return name, buf, kwargs, TypeError, type(kwargs["comm"]).__name__
     if kind == "trace":
         kwargs["trace"] = D.Trace(clock="rounds")

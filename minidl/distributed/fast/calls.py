@@ -26,7 +26,7 @@ from minidl.distributed import calibration
 from minidl.distributed.call import AUTO, Call, check_buffer, prepare_call, root_index
 from minidl.distributed.fast import executor
 from minidl.distributed.steps import ScheduleFn
-from minidl.distributed.world import world
+from minidl.distributed.world import mpi_module, world
 
 RECENT_BUFFERS = 64
 """How many buffers :func:`validate` remembers its last call on (the oldest
@@ -74,11 +74,12 @@ def validate(
         # Types first: a tuple compares item by item, and 1.0 == 1 (but a root
         # must be an int) while an array == 1 raises. The communicator by
         # identity (an equal handle may be another type) and while not freed
-        # (the entry holds it, so its id is not reused). The buffer's dtype,
+        # (the entry holds it, so its id is not reused; only a communicator's
+        # truth says so: anything else is left for check_call to name). The buffer's dtype,
         # size and flags: each can change in place. The executor's layout.
         signature = (
             collective, type(algorithm), type(op), type(root), algorithm, op, root,
-            id(comm), comm is None or bool(comm),
+            id(comm), comm is None or (isinstance(comm, mpi_module().Comm) and bool(comm)),
             buf.dtype, buf.size, flags.c_contiguous, flags.writeable,
             executor.SEGMENT_BYTES, executor.PIECE_BYTES,
         )
