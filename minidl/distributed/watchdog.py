@@ -13,11 +13,16 @@ size and algorithm, the round, the peers and the time, and aborts the whole
 job with exit status :data:`EXIT_STATUS`.
 
 The waits themselves stay MPI's own, blocking (polling in Python would cost
-a microsecond a round): marking a wait is two attribute stores, and the
-thread sleeps between looks. While the watchdog runs, Ctrl-C (which
-``mpiexec`` passes on to every rank) makes every rank print where it was,
-then end the job: a rank blocked inside MPI never sees Python's
-``KeyboardInterrupt``, so without this the first Ctrl-C did nothing at all.
+a microsecond a round): marking a wait costs tens of nanoseconds (see
+:class:`Watch`), and the thread sleeps between looks, so a wait is
+reported between the timeout and a tenth of it (or a second) later.
+
+While the thread runs, Ctrl-C (which ``mpiexec`` passes on to every rank)
+makes every rank print where it was, then end the job: a rank blocked inside
+MPI never sees Python's ``KeyboardInterrupt``, so without this the first
+Ctrl-C did nothing at all. The thread runs when a timeout is set, and when a
+launcher started several ranks (see :data:`LAUNCHED_SIZE`); ``MINIDL_TIMEOUT=0``
+keeps it from starting.
 
 Off by default in library use (``set_timeout(None)``); the training job sets
 ``--timeout`` (default 300 s). Code of your own that waits for other ranks
@@ -53,11 +58,17 @@ class At(NamedTuple):
 class Watch:
     """What this process's main thread is waiting in, if anything: read by the watchdog.
 
+    Marking a wait must cost next to nothing (a 4 KiB all-reduce takes a
+    few microseconds), so it takes no time stamp: the watchdog's thread
+    notes when it first sees a wait, and a wait is one object, a fresh
+    one-element tuple, so that the thread tells one wait from the next even
+    when both are the same remembered call.
+
     Attributes
     ----------
     state : tuple or None
-        ``(what, since)`` while waiting: a :class:`~minidl.distributed.call.Call`
-        or a sentence, and the :func:`time.monotonic` it began; None otherwise.
+        ``(what,)`` while waiting: a :class:`~minidl.distributed.call.Call`
+        or a sentence; None otherwise.
     round : object
         Where in the schedule: an :class:`At`, or the fast executor's
         ``PlannedRound`` (both have ``index`` and ``round``), a sentence, or None.
@@ -66,18 +77,18 @@ class Watch:
     __slots__ = ("state", "round")
 
     def __init__(self) -> None:
-        self.state: tuple[Any, float] | None = None
+        self.state: tuple[Any] | None = None
         self.round: Any = None
 
-    def enter(self, what: Any, where: Any = None) -> tuple[Any, Any]:
+    def enter(self, what: Any, where: Any = None) -> tuple[Any] | None:
         """Mark the start of a wait in ``what``; returns what to :meth:`leave` with."""
-        outer = (self.state, self.round)
-        self.state, self.round = (what, time.monotonic()), where
+        outer = self.state
+        self.state, self.round = (what,), where
         return outer
 
-    def leave(self, outer: tuple[Any, Any]) -> None:
+    def leave(self, outer: tuple[Any] | None) -> None:
         """Mark the end of the wait :meth:`enter` started (back to the one around it, if any)."""
-        self.state, self.round = outer
+        self.state = outer
 
 
 WATCH = Watch()
@@ -198,15 +209,14 @@ def _ours(filename: str) -> bool:
     return path.startswith(_PACKAGE) or f"{os.sep}mpi4py{os.sep}" in path
 
 
-def report(why: str) -> str:
+def report(why: str, waited: float | None = None) -> str:
     """The block the watchdog prints: who waited, in what, for whom, how long, and from where."""
     state, where = WATCH.state, WATCH.round
     if state is None:
         lines = [f"minidl: {_rank()} {why}, not waiting in minidl's communication."]
     else:
-        what, since = state
-        lines = [f"minidl: {_rank()} {why} after waiting {time.monotonic() - since:.1f} s in "
-                 f"{describe(what, where)}.",
+        how_long = f" after waiting {waited:.1f} s or more" if waited else ""
+        lines = [f"minidl: {_rank()} {why}{how_long} in {describe(state[0], where)}.",
                  "  A rank that never joins (it skipped this call, called another one, is "
                  "stuck computing, or has exited) leaves the others waiting."]
     at = _main_thread_at()
@@ -259,30 +269,31 @@ class _Watcher(threading.Thread):
     def run(self) -> None:
         import select
 
+        seen, seen_at = None, 0.0  # the wait last seen, and when it was first seen
         while True:
-            timeout = _timeout
-            interval = 1.0 if timeout is None else min(1.0, max(0.05, timeout / 10))
+            interval = 1.0 if _timeout is None else min(1.0, max(0.05, _timeout / 10))
             if self._signals is not None:
                 ready, _, _ = select.select([self._signals], [], [], interval)
-                if ready and signal.SIGINT in os.read(self._signals, 64):
-                    self._interrupted()
             else:
-                time.sleep(interval)
-            state = WATCH.state
-            if timeout is not None and state is not None and _timeout is not None:
-                waited = time.monotonic() - state[1]
-                if waited > _timeout and WATCH.state is state:
-                    print(report(f"timed out (timeout {_timeout:g} s)")
-                          + "  If this wait is legitimate, allow it longer (set_timeout, "
-                          f"{ENVIRONMENT_VARIABLE}, the training job's --timeout).\n"
-                          f"  Ending the job (exit status {EXIT_STATUS}).",
-                          file=sys.stderr, flush=True)
-                    _abort(EXIT_STATUS)
+                ready = time.sleep(interval)
+            state, now = WATCH.state, time.monotonic()
+            if state is not seen:
+                seen, seen_at = state, now
+            waited = now - seen_at if state is not None else None
+            if ready and signal.SIGINT in os.read(self._signals, 64):
+                self._interrupted(state, waited)
+            timeout = _timeout
+            if timeout is not None and waited is not None and waited > timeout:
+                print(report(f"timed out (timeout {timeout:g} s)", waited)
+                      + "  If this wait is legitimate, allow it longer (set_timeout, "
+                      f"{ENVIRONMENT_VARIABLE}, the training job's --timeout).\n"
+                      f"  Ending the job (exit status {EXIT_STATUS}).",
+                      file=sys.stderr, flush=True)
+                _abort(EXIT_STATUS)
 
-    def _interrupted(self) -> None:
+    def _interrupted(self, state: tuple[Any] | None, waited: float | None) -> None:
         """Ctrl-C: say where this rank was; if blocked in minidl's wait, end the job."""
-        state = WATCH.state
-        print(report("was interrupted (Ctrl-C)"), end="", file=sys.stderr, flush=True)
+        print(report("was interrupted (Ctrl-C)", waited), end="", file=sys.stderr, flush=True)
         if state is None:
             return  # the main thread runs Python: KeyboardInterrupt reaches it
         time.sleep(0.5)
