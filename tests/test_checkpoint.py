@@ -142,7 +142,8 @@ def sgd_step(model, optimizer, x, y):
 
 
 def test_sgd_momentum_state_round_trips_and_resumes(tmp_path):
-    x, y = minidl.tensor(np.arange(12.0).reshape(4, 3) / 10), minidl.tensor(np.array([0, 1, 1, 0]))
+    x = minidl.tensor(np.arange(12.0).reshape(4, 3) / 10, dtype=np.float32)  # the model's dtype
+    y = minidl.tensor(np.array([0, 1, 1, 0]))
     model, optimizer = make_sgd(0)
     for _ in range(2):
         sgd_step(model, optimizer, x, y)

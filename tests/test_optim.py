@@ -86,7 +86,9 @@ def test_bad_hyper_parameters_are_named():
 
 
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
-                                  lambda ps: optim.Adam(ps, lr=0.1)], ids=["sgd", "adam"])
+                                  lambda ps: optim.Adam(ps, lr=0.1),
+                                  lambda ps: optim.AdamW(ps, lr=0.1, weight_decay=0.1)],
+                         ids=["sgd", "adam", "adamw"])
 def test_optimizer_state_dict_resumes_exactly(make):
     a = param([1.0, 2.0])
     opt = make([a])

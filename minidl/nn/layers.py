@@ -8,8 +8,11 @@ from typing import Any
 import numpy as np
 
 import minidl.functional as F
-from minidl.autograd.tensor import Tensor
+from minidl.autograd.tensor import Tensor, as_tensor
+from minidl.functional.loss import _check_reduction
+from minidl.functional.normalization import normalized_shape_tuple
 from minidl.nn import init
+from minidl.nn.containers import Sequential  # noqa: F401  (its home before containers.py)
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
 
@@ -30,6 +33,25 @@ def _size(layer: str, name: str, value: Any) -> int:
     return int(value)
 
 
+def _check_input_dtype(layer: Module, x: Any, weight: Parameter) -> None:
+    """Refuse an input whose dtype is not the layer's, naming both, as PyTorch does.
+
+    NumPy would quietly promote: a float32 layer fed a float64 array computes
+    in float64, hands float64 gradients to float32 parameters, and runs at
+    half the speed. That is nearly always a mistake (a float64 NumPy array fed
+    straight to a float32 model), so say which dtype is which and how to fix it.
+    """
+    have, want = as_tensor(x).dtype, weight.dtype
+    if have == want:
+        return
+    fix = f"convert the input with minidl.tensor(x, dtype=np.{want.name})"
+    if have.kind == "f":
+        fix += f", or the model with model.{'double' if have == np.float64 else 'float'}()"
+    raise TypeError(
+        f"{type(layer).__name__}: input is {have} but the layer's parameters are {want}; {fix}"
+    )
+
+
 class Linear(Module):
     """Fully connected layer ``y = x @ weight.T + bias``.
 
@@ -45,6 +67,9 @@ class Linear(Module):
     ------
     ValueError
         If ``in_features`` or ``out_features`` is not a positive integer.
+    TypeError
+        In ``forward``, if the input's dtype is not the parameters' (PyTorch
+        refuses too; NumPy would quietly compute in the wider one).
     """
 
     def __init__(
@@ -61,6 +86,7 @@ class Linear(Module):
         _pytorch_default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_input_dtype(self, x, self.weight)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -68,6 +94,53 @@ class Linear(Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
         )
+
+
+class Embedding(Module):
+    """A lookup table: row ``i`` of ``weight`` for each integer index ``i`` in the input.
+
+    ``weight`` has shape (num_embeddings, embedding_dim) and starts from
+    N(0, 1), as in PyTorch. In backward, each looked-up row's gradient is
+    added into its weight row; an index that appears twice gets both.
+
+    Parameters
+    ----------
+    num_embeddings : int
+        Rows in the table (the vocabulary size).
+    embedding_dim : int
+        Length of each row.
+    dtype : dtype, default float32
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer.
+    TypeError
+        In ``forward``, if the input is not integers (its dtype, not the
+        weight's, is what matters here).
+    IndexError
+        In ``forward``, naming an index outside ``[0, num_embeddings)``.
+
+    Examples
+    --------
+    >>> import minidl, minidl.nn as nn
+    >>> words = nn.Embedding(10, 3)
+    >>> words(minidl.tensor([[1, 2, 1]])).shape
+    (1, 3, 3)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=np.float32) -> None:
+        super().__init__()
+        self.num_embeddings = _size("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _size("Embedding", "embedding_dim", embedding_dim)
+        self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), dtype=dtype))
+        init.normal_(self.weight)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.embedding(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
 
 
 class Conv2d(Module):
@@ -86,6 +159,8 @@ class Conv2d(Module):
     ValueError
         If ``in_channels``, ``out_channels`` or a side of ``kernel_size`` is not a
         positive integer.
+    TypeError
+        In ``forward``, if the input's dtype is not the parameters'.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -106,6 +181,7 @@ class Conv2d(Module):
         _pytorch_default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_input_dtype(self, x, self.weight)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
@@ -158,6 +234,33 @@ class Sigmoid(Module):
         return x.sigmoid()
 
 
+class GELU(Module):
+    """Gaussian error linear unit ``x * Phi(x)`` elementwise (see :func:`minidl.functional.gelu`).
+
+    Parameters
+    ----------
+    approximate : {"none", "tanh"}, default "none"
+        The exact normal CDF, or the faster tanh approximation.
+
+    Raises
+    ------
+    ValueError
+        If ``approximate`` is neither.
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
 class Flatten(Module):
     """Merge every axis from ``start_dim`` on: (N, C, H, W) -> (N, C*H*W)."""
 
@@ -208,6 +311,7 @@ class _BatchNorm(Module):
                 f"{type(self).__name__} expects input with {self.expected_ndim} dimensions, "
                 f"got shape {x.shape}"
             )
+        _check_input_dtype(self, x, self.weight)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, self.momentum, self.eps)
 
@@ -218,7 +322,8 @@ class _BatchNorm(Module):
 class BatchNorm1d(_BatchNorm):
     """Batch normalization of (N, C) or (N, C, L) inputs, per channel.
 
-    ``num_features`` (C) must be a positive integer: a ValueError says so.
+    ``num_features`` (C) must be a positive integer: a ValueError says so. An
+    input of another dtype than the parameters is a TypeError.
     """
 
     expected_ndim = (2, 3)
@@ -227,55 +332,123 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Batch normalization of (N, C, H, W) inputs, per channel; running statistics in eval mode.
 
-    ``num_features`` (C) must be a positive integer: a ValueError says so.
+    ``num_features`` (C) must be a positive integer: a ValueError says so. An
+    input of another dtype than the parameters is a TypeError.
     """
 
     expected_ndim = (4,)
 
 
-class Sequential(Module):
-    """Apply modules one after another.
+class LayerNorm(Module):
+    """Layer normalization (Ba et al., 2016): each sample over its last axes, scaled and shifted.
 
-    Examples
-    --------
-    >>> import minidl.nn as nn
-    >>> nn.Sequential(nn.Linear(2, 3), nn.ReLU())
-    Sequential(
-      (0): Linear(in_features=2, out_features=3, bias=True)
-      (1): ReLU()
-    )
+    The statistics are the sample's own, so training and evaluation compute
+    the same and there are no running averages (the usual choice in
+    transformers, where batch statistics mix sequences of other lengths).
+
+    Parameters
+    ----------
+    normalized_shape : int or tuple of int
+        The trailing shape to normalize over (an int: the last axis).
+    eps : float, default 1e-5
+    elementwise_affine : bool, default True
+        Learn ``weight`` (ones) and ``bias`` (zeros) of shape ``normalized_shape``.
+    bias : bool, default True
+        With ``elementwise_affine``, learn the bias too.
+    dtype : dtype, default float32
+
+    Raises
+    ------
+    ValueError
+        If ``normalized_shape`` is not a positive int or a tuple of them; in
+        ``forward``, if the input does not end with ``normalized_shape``.
+    TypeError
+        In ``forward``, if the input's dtype is not the parameters'.
     """
 
-    def __init__(self, *modules: Module) -> None:
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5,
+                 elementwise_affine: bool = True, bias: bool = True, dtype=np.float32) -> None:
         super().__init__()
-        for i, module in enumerate(modules):
-            if not isinstance(module, Module):
-                raise TypeError(
-                    f"Sequential takes Modules, argument {i} is a {type(module).__name__}"
-                )
-            self.add_module(str(i), module)
+        self.normalized_shape = normalized_shape_tuple("LayerNorm", normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        shape = self.normalized_shape
+        self.register_parameter(
+            "weight", Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None
+        )
+        self.register_parameter(
+            "bias",
+            Parameter(np.zeros(shape, dtype=dtype)) if elementwise_affine and bias else None,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        for module in self._modules.values():
-            x = module(x)
-        return x
+        if self.weight is not None:
+            _check_input_dtype(self, x, self.weight)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __len__(self) -> int:
-        return len(self._modules)
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
 class CrossEntropyLoss(Module):
-    """``F.cross_entropy``: logits (N, C) and integer targets (N,), mean over the batch."""
+    """``F.cross_entropy``: logits (N, C) and integer targets (N,).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}, default "mean"
+        Average over the batch, add up, or one loss per sample.
+
+    Raises
+    ------
+    ValueError
+        If ``reduction`` is not one of the three.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = _check_reduction("CrossEntropyLoss", reduction)
 
     def forward(self, logits: Tensor, targets) -> Tensor:
-        return F.cross_entropy(logits, targets)
+        return F.cross_entropy(logits, targets, reduction=self.reduction)
+
+
+class NLLLoss(Module):
+    """``F.nll_loss``: log-probabilities (N, C) and integer targets (N,).
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}, default "mean"
+
+    Raises
+    ------
+    ValueError
+        If ``reduction`` is not one of the three.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = _check_reduction("NLLLoss", reduction)
+
+    def forward(self, log_probs: Tensor, targets) -> Tensor:
+        return F.nll_loss(log_probs, targets, reduction=self.reduction)
 
 
 class MSELoss(Module):
-    """``F.mse_loss``: mean squared error."""
+    """``F.mse_loss``: squared error, averaged by default.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}, default "mean"
+
+    Raises
+    ------
+    ValueError
+        If ``reduction`` is not one of the three.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = _check_reduction("MSELoss", reduction)
 
     def forward(self, input: Tensor, target) -> Tensor:
-        return F.mse_loss(input, target)
+        return F.mse_loss(input, target, reduction=self.reduction)

@@ -174,6 +174,62 @@ class Module:
             elif param.grad is not None:
                 param.grad.fill(0)
 
+    # ---------------------------------------------------------------- dtype
+    def to(self, dtype: Any) -> "Module":
+        """Convert every floating-point parameter and buffer to ``dtype``, in place.
+
+        ``model.to(np.float64)`` is PyTorch's ``model.to(torch.float64)``. The
+        parameters stay the same objects (only their ``.data`` and ``.grad``
+        are converted), so an optimizer built before still holds them; its
+        state keeps the old dtype, so build it after converting, as in
+        PyTorch. minidl runs on the CPU only: ``model.to("cpu")`` is accepted
+        and changes nothing.
+
+        Parameters
+        ----------
+        dtype : numpy dtype or str
+            ``np.float32`` or ``np.float64`` (or their names).
+
+        Returns
+        -------
+        Module
+            ``self``, so that ``model = Net().to(np.float64)`` reads naturally.
+
+        Raises
+        ------
+        TypeError
+            If ``dtype`` is not a floating-point dtype that a tensor may hold.
+        """
+        if isinstance(dtype, str) and dtype == "cpu":
+            return self
+        try:
+            target = None if dtype is None else np.dtype(dtype)  # np.dtype(None) is float64
+        except TypeError:
+            target = None
+        if target is None or target.name not in ("float32", "float64"):
+            raise TypeError(
+                f"{type(self).__name__}.to: expected np.float32 or np.float64 (or the device "
+                f"'cpu', minidl's only one), got {dtype!r}"
+            )
+        # copy=False: arrays already in the target dtype stay the very same arrays.
+        for param in self.parameters():
+            param.data = param.data.astype(target, copy=False)
+            if param.grad is not None:
+                param.grad = param.grad.astype(target, copy=False)
+        for module in self.modules():
+            for name, buf in module._buffers.items():
+                if isinstance(buf, np.ndarray) and buf.dtype.kind == "f":
+                    module._buffers[name] = buf.astype(target, copy=False)
+        return self
+
+    def float(self) -> "Module":
+        """Convert the floating-point parameters and buffers to float32: ``to(np.float32)``."""
+        return self.to(np.float32)
+
+    def double(self) -> "Module":
+        """Convert the floating-point parameters and buffers to float64: ``to(np.float64)``."""
+        return self.to(np.float64)
+
     # ---------------------------------------------------------------- state
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Return copies of every parameter and buffer, by dotted name."""
