@@ -9,7 +9,11 @@
   wrapper (checks, broadcast, ``no_sync``, ``close``); the step check, the
   waiting policy and the statistics stand beside the reducer;
 - :class:`DistributedSampler`: each rank's shard of the data;
-- :func:`broadcast_parameters`, :func:`parameters_hash`: keeping replicas identical.
+- :func:`broadcast_parameters`, :func:`parameters_hash`: keeping replicas identical;
+- :class:`Pipeline`: an ``nn.Sequential`` cut into stages, one per rank,
+  trained on micro-batches as a schedule says; the schedules are data
+  (:func:`pipeline_schedule`, :func:`check_pipeline`, :func:`simulate_pipeline`,
+  in :mod:`minidl.parallel.pipeline_schedules`).
 
 Importing this package does not start MPI; the first collective does.
 """
@@ -18,6 +22,16 @@ from minidl.parallel.buckets import Bucket, assign_buckets
 from minidl.parallel.ddp import DistributedDataParallel
 from minidl.parallel.naive import allreduce_gradients
 from minidl.parallel.observer import CommStats
+from minidl.parallel.pipeline import Pipeline, PipelineStats
+from minidl.parallel.pipeline_schedules import (
+    SCHEDULES,
+    Action,
+    PipelineSimulation,
+    StageSchedule,
+    check_pipeline,
+    pipeline_schedule,
+    simulate_pipeline,
+)
 from minidl.parallel.reducer import Reducer
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture, parameters_hash
 from minidl.parallel.sampler import DistributedSampler
@@ -25,5 +39,7 @@ from minidl.parallel.sampler import DistributedSampler
 __all__ = [
     "DistributedDataParallel", "DistributedSampler", "Reducer", "allreduce_gradients",
     "broadcast_parameters", "parameters_hash", "check_same_architecture", "assign_buckets",
-    "Bucket", "CommStats",
+    "Bucket", "CommStats", "Pipeline", "PipelineStats", "SCHEDULES", "Action",
+    "PipelineSimulation", "StageSchedule", "check_pipeline", "pipeline_schedule",
+    "simulate_pipeline",
 ]
