@@ -580,16 +580,20 @@ def test_a_model_in_float64_trains_in_float64():
         model(minidl.zeros(5, 3))
 
 
-def test_module_to_keeps_the_parameter_objects_and_refuses_what_is_not_a_float_dtype():
+def test_module_to_keeps_the_parameters_and_refuses_other_dtypes_and_devices():
     model = nn.Linear(2, 2)
     weight = model.weight
     model(minidl.ones(1, 2)).sum().backward()
     assert model.to("float64") is model and model.weight is weight
     assert weight.dtype == np.float64 and weight.grad.dtype == np.float64
     assert model.to("cpu").float().weight.dtype == np.float32
-    for bad in (np.int64, "cuda", None):
-        with pytest.raises(TypeError, match=r"Linear.to: expected np.float32 or np.float64"):
+    assert model.to(minidl.zeros(1, dtype=np.float64)).weight.dtype == np.float64
+    assert model.to(device="cpu", dtype=np.float32).weight.dtype == np.float32
+    for bad in (np.int64, "int32", np.complex128):
+        with pytest.raises(TypeError, match=r"Linear.to: parameters can be float32 or float64"):
             model.to(bad)
+    with pytest.raises(ValueError, match=r"Linear.to\('cuda:0'\): minidl runs on the CPU only"):
+        model.to("cuda:0")
 
 
 # --- Against PyTorch (skipped without it) ---------------------------------------------------

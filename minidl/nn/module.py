@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from minidl.autograd.tensor import Tensor
 from minidl.nn.parameter import Parameter
 
 
@@ -175,20 +176,25 @@ class Module:
                 param.grad.fill(0)
 
     # ---------------------------------------------------------------- dtype
-    def to(self, dtype: Any) -> "Module":
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> "Module":
         """Convert every floating-point parameter and buffer to ``dtype``, in place.
 
-        ``model.to(np.float64)`` is PyTorch's ``model.to(torch.float64)``. The
-        parameters stay the same objects (only their ``.data`` and ``.grad``
-        are converted), so an optimizer built before still holds them; its
-        state keeps the old dtype, so build it after converting, as in
-        PyTorch. minidl runs on the CPU only: ``model.to("cpu")`` is accepted
-        and changes nothing.
+        ``model.to(np.float64)``, ``model.to(dtype=np.float64)`` and
+        ``model.to(some_tensor)`` (its dtype) work as in PyTorch. minidl runs
+        on the CPU only: ``model.to("cpu")`` is accepted and changes nothing.
+        The parameters stay the same objects (only their ``.data`` and
+        ``.grad`` are converted), so an optimizer built before still holds
+        them; its state keeps the old dtype, so build it after converting, as
+        in PyTorch.
 
         Parameters
         ----------
-        dtype : numpy dtype or str
-            ``np.float32`` or ``np.float64`` (or their names).
+        *args : dtype, str or Tensor
+            A dtype (``np.float32``, ``np.float64`` or their names), a device
+            name, or a tensor whose dtype to take.
+        dtype : dtype, optional
+        device : str, optional
+            Only ``"cpu"``.
 
         Returns
         -------
@@ -197,19 +203,29 @@ class Module:
 
         Raises
         ------
+        ValueError
+            For a device other than the CPU.
         TypeError
-            If ``dtype`` is not a floating-point dtype that a tensor may hold.
+            If ``dtype`` is not float32 or float64.
         """
-        if isinstance(dtype, str) and dtype == "cpu":
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, str) and not _names_a_dtype(arg):
+                device = arg
+            else:
+                dtype = arg
+        if device is not None and str(device) != "cpu":
+            raise ValueError(
+                f"{type(self).__name__}.to({device!r}): minidl runs on the CPU only (its data "
+                "are NumPy arrays); use 'cpu' or leave the device out"
+            )
+        if dtype is None:
             return self
-        try:
-            target = None if dtype is None else np.dtype(dtype)  # np.dtype(None) is float64
-        except TypeError:
-            target = None
+        target = np.dtype(dtype) if _names_a_dtype(dtype) else None
         if target is None or target.name not in ("float32", "float64"):
             raise TypeError(
-                f"{type(self).__name__}.to: expected np.float32 or np.float64 (or the device "
-                f"'cpu', minidl's only one), got {dtype!r}"
+                f"{type(self).__name__}.to: parameters can be float32 or float64, got {dtype!r}"
             )
         # copy=False: arrays already in the target dtype stay the very same arrays.
         for param in self.parameters():
@@ -306,3 +322,12 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + "\n" + "\n".join(lines) + "\n)"
+
+
+def _names_a_dtype(value: Any) -> bool:
+    """Whether NumPy reads ``value`` as a dtype (``"float64"`` does, ``"cpu"`` does not)."""
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return value is not None  # np.dtype(None) is float64, but None names nothing
