@@ -13,13 +13,17 @@
 - :class:`Pipeline`: an ``nn.Sequential`` cut into stages, one per rank,
   trained on micro-batches as a schedule says; the schedules are data
   (:func:`pipeline_schedule`, :func:`check_pipeline`, :func:`simulate_pipeline`,
-  in :mod:`minidl.parallel.pipeline_schedules`).
+  in :mod:`minidl.parallel.pipeline_schedules`);
+- :class:`ColumnParallelLinear`, :class:`RowParallelLinear`: tensor
+  parallelism, one layer's weight split over the ranks (Megatron-LM's f and g);
+- :class:`ProcessGrid`: the ranks as a data × pipeline × tensor grid.
 
 Importing this package does not start MPI; the first collective does.
 """
 
 from minidl.parallel.buckets import Bucket, assign_buckets
 from minidl.parallel.ddp import DistributedDataParallel
+from minidl.parallel.grid import ProcessGrid
 from minidl.parallel.naive import allreduce_gradients
 from minidl.parallel.observer import CommStats
 from minidl.parallel.pipeline import Pipeline, PipelineStats
@@ -35,11 +39,12 @@ from minidl.parallel.pipeline_schedules import (
 from minidl.parallel.reducer import Reducer
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture, parameters_hash
 from minidl.parallel.sampler import DistributedSampler
+from minidl.parallel.tensor_parallel import ColumnParallelLinear, RowParallelLinear
 
 __all__ = [
     "DistributedDataParallel", "DistributedSampler", "Reducer", "allreduce_gradients",
     "broadcast_parameters", "parameters_hash", "check_same_architecture", "assign_buckets",
     "Bucket", "CommStats", "Pipeline", "PipelineStats", "SCHEDULES", "Action",
     "PipelineSimulation", "StageSchedule", "check_pipeline", "pipeline_schedule",
-    "simulate_pipeline",
+    "simulate_pipeline", "ColumnParallelLinear", "RowParallelLinear", "ProcessGrid",
 ]
