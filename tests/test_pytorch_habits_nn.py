@@ -349,6 +349,7 @@ def test_embedding_looks_up_rows_of_any_index_shape():
     np.testing.assert_array_equal(out.data, table.weight.data[indices])
     np.testing.assert_array_equal(F.embedding(indices, table.weight).data, out.data)
     assert table(minidl.tensor(3)).shape == (3,)  # one index: one row
+    assert table(minidl.tensor(np.zeros((2, 0), dtype=np.int64))).shape == (2, 0, 3)
     assert repr(table) == "Embedding(5, 3)"
 
 
@@ -417,6 +418,9 @@ def test_gelu_values_and_errors():
     got = F.gelu(minidl.tensor(np.array([-1.0, 0.0, 1.0]))).data
     np.testing.assert_allclose(got, [0.8413447460685429 - 1, 0.0, 0.8413447460685429])
     assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')"
+    for approximate in ("none", "tanh"):  # a scalar and an empty tensor are tensors too
+        assert F.gelu(minidl.tensor(0.0), approximate).shape == ()
+        assert F.gelu(minidl.zeros(0, 3), approximate).shape == (0, 3)
     with pytest.raises(ValueError, match="GELU: approximate must be 'none' or 'tanh', got 'erf'"):
         nn.GELU("erf")
     with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh'"):

@@ -62,7 +62,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 # NumPy has no erf; the C library's, through Python's math module, one element at a time.
 # Exact, but about 100 ns per element: approximate="tanh" is the fast one.
-_erf = np.frompyfunc(math.erf, 1, 1)
+_erf = np.vectorize(math.erf, otypes=[np.float64])
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715  # the cubic term of Hendrycks & Gimpel's tanh approximation
 
@@ -89,7 +89,7 @@ class GELU(Function):
         if self.approximate == "tanh":
             self.t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x**3))
             return 0.5 * x * (1 + self.t)
-        self.cdf = (0.5 * (1 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
+        self.cdf = (0.5 * (1 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)  # erf in float64
         return x * self.cdf
 
     def backward(self, g):

@@ -19,7 +19,7 @@ from minidl.functional.activation import _log_softmax
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_reduction(loss: str, reduction: Any) -> str:
+def check_reduction(loss: str, reduction: Any) -> str:
     """``reduction`` itself, or a ValueError naming the loss and the values it may take."""
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(
@@ -154,7 +154,7 @@ def cross_entropy(logits: Tensor, targets: Any, reduction: str = "mean") -> Tens
     >>> F.cross_entropy(minidl.tensor([[0.0, 0.0], [0.0, 9.0]]), [1, 1], reduction="none").shape
     (2,)
     """
-    reduction = _check_reduction("cross_entropy", reduction)
+    reduction = check_reduction("cross_entropy", reduction)
     targets = _check_targets("cross_entropy", logits, targets)
     return CrossEntropy.apply(logits, targets=targets, reduction=reduction)
 
@@ -184,7 +184,7 @@ def nll_loss(log_probs: Tensor, targets: Any, reduction: str = "mean") -> Tensor
     ValueError, TypeError
         As :func:`cross_entropy`.
     """
-    reduction = _check_reduction("nll_loss", reduction)
+    reduction = check_reduction("nll_loss", reduction)
     targets = _check_targets("nll_loss", log_probs, targets)
     return NLLLoss.apply(log_probs, targets=targets, reduction=reduction)
 
@@ -210,7 +210,7 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     ValueError
         If the shapes differ or ``reduction`` is not one of the three.
     """
-    reduction = _check_reduction("mse_loss", reduction)
+    reduction = check_reduction("mse_loss", reduction)
     target_shape = np.shape(target.data if isinstance(target, Tensor) else target)
     if tuple(input.shape) != tuple(target_shape):
         raise ValueError(

@@ -9,7 +9,7 @@ import numpy as np
 
 import minidl.functional as F
 from minidl.autograd.tensor import Tensor, as_tensor
-from minidl.functional.loss import _check_reduction
+from minidl.functional.loss import check_reduction
 from minidl.functional.normalization import normalized_shape_tuple
 from minidl.nn import init
 from minidl.nn.containers import Sequential  # noqa: F401  (its home before containers.py)
@@ -406,7 +406,7 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = _check_reduction("CrossEntropyLoss", reduction)
+        self.reduction = check_reduction("CrossEntropyLoss", reduction)
 
     def forward(self, logits: Tensor, targets) -> Tensor:
         return F.cross_entropy(logits, targets, reduction=self.reduction)
@@ -427,7 +427,7 @@ class NLLLoss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = _check_reduction("NLLLoss", reduction)
+        self.reduction = check_reduction("NLLLoss", reduction)
 
     def forward(self, log_probs: Tensor, targets) -> Tensor:
         return F.nll_loss(log_probs, targets, reduction=self.reduction)
@@ -448,7 +448,7 @@ class MSELoss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = _check_reduction("MSELoss", reduction)
+        self.reduction = check_reduction("MSELoss", reduction)
 
     def forward(self, input: Tensor, target) -> Tensor:
         return F.mse_loss(input, target, reduction=self.reduction)
