@@ -48,7 +48,15 @@ import minidl.functional as F
 from minidl import kernels, models, nn, optim
 from minidl.data import DataLoader, RandomSampler, load_digits, load_mnist
 from minidl.distributed import Trace, set_timeout
-from minidl.parallel import DistributedDataParallel, DistributedSampler
+from minidl.parallel import (
+    SCHEDULES,
+    DistributedDataParallel,
+    DistributedSampler,
+    Pipeline,
+    ProcessGrid,
+    parallelize_linears,
+    pipeline_schedule,
+)
 from minidl.parallel.timeline import Timeline
 
 
@@ -117,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kernels",
         choices=["cython", "numpy"],
-        default="cython",
-        help="compiled kernels or their NumPy reference (default: cython)",
+        help="compiled kernels or their NumPy reference (default: cython where the compiled "
+        "kernels are built, else numpy)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -130,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     dp = p.add_argument_group("data parallelism (run under mpiexec)")
     dp.add_argument(
         "--parallel",
-        choices=["auto", "none", "ddp"],
+        choices=["auto", "none", "ddp", "pipeline"],
         default="auto",
-        help="ddp: DistributedDataParallel over all ranks; auto (default): ddp when mpiexec "
-        "started more than one rank, none otherwise",
+        help="ddp: DistributedDataParallel over all ranks; pipeline: the model cut into "
+        "stages (see below); auto (default): ddp when mpiexec started more than one rank, "
+        "none otherwise",
     )
     dp.add_argument(
         "--algorithm",
@@ -163,7 +172,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="end the job, naming where, when a rank waits this long for the others "
         "(minidl.distributed.set_timeout); 0 = never (default: $MINIDL_TIMEOUT if set, else 300)",
     )
+    pp = p.add_argument_group(
+        "pipeline parallelism (--parallel pipeline; P ranks = dp x stages x tp)")
+    pp.add_argument("--pipeline-schedule", choices=list(SCHEDULES), default="1f1b",
+                    help="the order of each stage's forwards and backwards (default: 1f1b)")
+    pp.add_argument("--micro-batches", type=int, default=4,
+                    help="micro-batches per step (default: 4)")
+    pp.add_argument("--split", help="layer indices where the stages after the first start, "
+                    "e.g. 3,6 (default: balanced by parameter count)")
+    pp.add_argument("--chunks", type=int, help="model chunks per stage (default: 2 with "
+                    "--pipeline-schedule interleaved, else 1)")
+    pp.add_argument("--dp", type=int, default=1,
+                    help="data-parallel replicas of the pipeline (default: 1)")
+    pp.add_argument("--tp", type=int, default=1,
+                    help="tensor-parallel ranks per stage: pairs of linear layers split "
+                    "Megatron-style (default: 1)")
     return p
+
+
+PIPELINE_FLAGS = {"pipeline_schedule": "1f1b", "micro_batches": 4, "split": None,
+                  "chunks": None, "dp": 1, "tp": 1}
+"""The pipeline's flags and their defaults: any other value needs --parallel pipeline."""
 
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -204,8 +233,71 @@ def check_args(args: argparse.Namespace) -> None:
                          f"got {args.timeout}")
     if args.parallel == "auto":
         args.parallel = "ddp" if launched_ranks() > 1 else "none"
+    if args.kernels not in (None, *kernels.available()):
+        raise UsageError(f"--kernels {args.kernels}: minidl's compiled kernels are not built "
+                         f"(see the warning above); use --kernels numpy")
     if args.parallel == "none" and (args.trace or args.no_overlap):
         raise UsageError("--trace and --no-overlap need --parallel ddp")
+    if args.parallel == "pipeline":
+        check_pipeline_args(args)
+    else:
+        given = [f"--{k.replace('_', '-')}" for k, default in PIPELINE_FLAGS.items()
+                 if getattr(args, k) != default]
+        if given:
+            raise UsageError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} "
+                             "--parallel pipeline")
+
+
+def check_pipeline_args(args: argparse.Namespace) -> None:
+    """The pipeline's flags, checked against each other and the number of ranks."""
+    if args.micro_batches < 1:
+        raise UsageError(f"--micro-batches must be at least 1, got {args.micro_batches}")
+    for flag in ("dp", "tp"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.chunks is None:
+        args.chunks = 2 if args.pipeline_schedule == "interleaved" else 1
+    ranks = launched_ranks()
+    if ranks % (args.dp * args.tp):
+        raise UsageError(f"mpiexec started {ranks} ranks, which --dp {args.dp} x --tp "
+                         f"{args.tp} = {args.dp * args.tp} does not divide")
+    args.stages = ranks // (args.dp * args.tp)
+    try:
+        pipeline_schedule(args.pipeline_schedule, args.stages, args.micro_batches, 0,
+                          args.chunks)
+    except ValueError as exc:
+        raise UsageError(f"--pipeline-schedule {args.pipeline_schedule} on {args.stages} "
+                         f"stages: {exc}") from None
+    if args.split is not None:
+        try:
+            args.split = [int(i) for i in args.split.split(",")]
+        except ValueError:
+            raise UsageError(f"--split must be layer indices like 3,6, got {args.split!r}") \
+                from None
+    # The model's layers, to cut: known before MPI starts, so a bad cut ends every rank with
+    # one line (after MPI_Init, mpi4py's runner turns an exit status into MPI_Abort).
+    layers = len(build_model(args.model, (1, 8, 8) if args.dataset == "digits" else (1, 28, 28)))
+    pieces = args.stages * args.chunks
+    if pieces > layers:
+        raise UsageError(f"{args.stages} stages x {args.chunks} chunks = {pieces} pieces, but "
+                         f"--model {args.model} has only {layers} layers")
+    if args.split is not None and (len(args.split) != pieces - 1 or args.split != sorted(
+            set(args.split)) or args.split[0] <= 0 or args.split[-1] >= layers):
+        raise UsageError(f"--split must list {pieces - 1} increasing layer indices in "
+                         f"(0, {layers}), where the pieces after the first start; got "
+                         f"{','.join(map(str, args.split))}")
+    if args.batch_size % args.dp:
+        raise UsageError(f"--batch-size {args.batch_size} does not split evenly over "
+                         f"--dp {args.dp} replicas")
+    if args.batch_size // args.dp < args.micro_batches:
+        raise UsageError(f"--batch-size {args.batch_size} gives each replica "
+                         f"{args.batch_size // args.dp} samples, fewer than --micro-batches "
+                         f"{args.micro_batches}")
+    if args.checkpoint is not None:
+        raise UsageError("--checkpoint is not supported with --parallel pipeline yet "
+                         "(each rank holds only its stage)")
+    if args.no_overlap:
+        raise UsageError("--no-overlap is for --parallel ddp")
 
 
 def check_checkpoint_path(path: Path) -> None:
@@ -502,10 +594,14 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     if threads:
         kernels.set_num_threads(threads)
         threadpool_limits(threads, user_api="blas")
-    kernels.use(args.kernels)
+    if args.kernels is not None:
+        kernels.use(args.kernels)
     minidl.manual_seed(args.seed)
     train, test = load_data(args)
     model = build_model(args.model, tuple(train[0][0].shape))
+    grid = None
+    if args.parallel == "pipeline":
+        grid, model = build_pipeline(args, model)  # this rank's stage: its layers only
     optimizer = build_optimizer(args, model)
     scheduler = build_schedule(args, optimizer)
     say = print if rank == 0 else _silent
@@ -519,7 +615,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     timeline = Timeline(rank, enabled=False) if args.trace else None
     trace = Trace() if args.trace else None
     net = model
-    if comm is not None:
+    if grid is not None:
+        net.timeline = timeline
+    if args.parallel == "ddp":
         net = DistributedDataParallel(
             model,
             comm=comm,
@@ -531,8 +629,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     timer = StepTimer(timeline)
 
     seconds = []
+    # The data's shards: one per rank with DDP, one per pipeline replica (its stages share it).
+    shard, shards = (grid.dp_rank, grid.dp) if grid is not None else (rank, world_size)
     for epoch in range(start_epoch + 1, args.epochs + 1):
-        loader = epoch_loader(train, args, epoch, rank, world_size)
+        loader = epoch_loader(train, args, epoch, shard, shards)
         if timeline is not None and epoch == args.epochs:
             loader = _traced(loader, net, timeline, trace, steps=10)
         with tqdm(
@@ -543,7 +643,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             file=sys.stderr,
         ) as progress:
             began = time.perf_counter()
-            train_loss = train_epoch(net, optimizer, loader, progress, timer)
+            if grid is not None:
+                train_loss = train_epoch_pipeline(net, optimizer, loader, progress)
+            else:
+                train_loss = train_epoch(net, optimizer, loader, progress, timer)
             seconds.append(time.perf_counter() - began)
         if scheduler:
             scheduler.step()
@@ -569,11 +672,15 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             save_checkpoint(args.checkpoint, model, optimizer, scheduler, epoch, history)
 
     if comm is not None:
-        report_breakdown(net, timer, comm, say)
+        if grid is not None:
+            report_pipeline_breakdown(net, grid, comm, say)
+        else:
+            report_breakdown(net, timer, comm, say)
         if args.trace:
             timeline.to_chrome(args.trace, comm, trace)
             say(f"trace of all ranks written to {args.trace} (open it in https://ui.perfetto.dev)")
-        net.close()
+        if grid is None:
+            net.close()
     if rank == 0 and args.plot and history:
         plot_history(history, args.plot)
     final = history[-1] if history else {"accuracy": float("nan")}
@@ -583,19 +690,77 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     return {"accuracy": final["accuracy"], "seconds_per_epoch": per_epoch}
 
 
+def build_pipeline(args: argparse.Namespace, model: nn.Module) -> tuple[ProcessGrid, Pipeline]:
+    """The grid of ranks the flags ask for, and this rank's stage of ``model`` (collective).
+
+    The flags were checked against the model in :func:`check_pipeline_args`.
+    """
+    grid = ProcessGrid(dp=args.dp, pp=args.stages, tp=args.tp)
+    if args.tp > 1:
+        model = parallelize_linears(model, grid.tp_comm)
+    pipe = Pipeline(model, comm=grid.pp_comm, micro_batches=args.micro_batches,
+                    schedule=args.pipeline_schedule, split=args.split, chunks=args.chunks,
+                    dp_comm=grid.dp_comm)
+    return grid, pipe
+
+
+def train_epoch_pipeline(pipe: Pipeline, optimizer: optim.Optimizer, loader: DataLoader,
+                         progress: Any) -> float:
+    """One pass over ``loader`` through the pipeline; returns the mean training loss.
+
+    A last batch with fewer samples than micro-batches is left out (the
+    schedule has a micro-batch for each): at most ``micro_batches - 1`` samples
+    an epoch.
+    """
+    pipe.train()
+    total, steps = 0.0, 0
+    for x, y in loader:
+        if len(y) < pipe.micro_batches:  # an epoch's last, short batch: too few to cut
+            progress.update(1)
+            continue
+        optimizer.zero_grad()
+        total += pipe.step(x.data, y.data, F.cross_entropy)  # the same on every rank
+        optimizer.step()
+        steps += 1
+        progress.update(1)
+        progress.set_postfix(loss=f"{total / steps:.4f}", refresh=False)
+    return total / max(steps, 1)
+
+
+def report_pipeline_breakdown(pipe: Pipeline, grid: ProcessGrid, comm: Any, say: Any) -> None:
+    """Print, on rank 0, where each rank's time went in an average step of the pipeline."""
+    stats, steps = pipe.stats, max(pipe.stats.steps, 1)
+    seconds = stats.seconds
+    mine = [grid.dp_rank, grid.pp_rank, grid.tp_rank,
+            seconds.get("forward", 0.0) / steps, seconds.get("backward", 0.0) / steps,
+            (seconds.get("send_forward", 0.0) + seconds.get("send_backward", 0.0)) / steps,
+            stats.bubble / steps, stats.peak_in_flight]
+    everyone = comm.gather(mine, root=0)
+    if everyone is None:
+        return
+    say(f"per-rank breakdown of one step (mean over {stats.steps} steps; {pipe.schedule} "
+        f"schedule, {pipe.micro_batches} micro-batches, dp {grid.dp} x stages {grid.pp} x tp "
+        f"{grid.tp}; waiting: time in receives and for sends to be taken, the bubble):")
+    say(f"{'rank':>4s} {'dp':>3s} {'stage':>5s} {'tp':>3s} {'forward ms':>11s} "
+        f"{'backward ms':>12s} {'posting ms':>11s} {'waiting ms':>11s} {'held':>5s}")
+    for r, (d, s, t, fwd, bwd, post, wait, held) in enumerate(everyone):
+        say(f"{r:4d} {d:3d} {s:5d} {t:3d} {fwd * 1e3:11.3f} {bwd * 1e3:12.3f} "
+            f"{post * 1e3:11.3f} {wait * 1e3:11.3f} {held:5d}")
+
+
 def _silent(*args: Any, **kwargs: Any) -> None:
     """``print`` for every rank but 0."""
 
 
 def parallel_setup(args: argparse.Namespace) -> tuple[Any, int, int]:
-    """``(comm, rank, world_size)``: ``comm`` is None without ``--parallel ddp``."""
+    """``(comm, rank, world_size)``: ``comm`` is None with ``--parallel none``."""
     if args.parallel == "none":
         return None, 0, 1
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
     world_size = comm.Get_size()
-    if args.batch_size % world_size:
+    if args.parallel == "ddp" and args.batch_size % world_size:
         raise UsageError(
             f"--batch-size {args.batch_size} does not split evenly over {world_size} ranks"
         )

@@ -39,7 +39,11 @@ from minidl.parallel.pipeline_schedules import (
 from minidl.parallel.reducer import Reducer
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture, parameters_hash
 from minidl.parallel.sampler import DistributedSampler
-from minidl.parallel.tensor_parallel import ColumnParallelLinear, RowParallelLinear
+from minidl.parallel.tensor_parallel import (
+    ColumnParallelLinear,
+    RowParallelLinear,
+    parallelize_linears,
+)
 
 __all__ = [
     "DistributedDataParallel", "DistributedSampler", "Reducer", "allreduce_gradients",
@@ -47,4 +51,5 @@ __all__ = [
     "Bucket", "CommStats", "Pipeline", "PipelineStats", "SCHEDULES", "Action",
     "PipelineSimulation", "StageSchedule", "check_pipeline", "pipeline_schedule",
     "simulate_pipeline", "ColumnParallelLinear", "RowParallelLinear", "ProcessGrid",
+    "parallelize_linears",
 ]

@@ -136,6 +136,9 @@ class Pipeline(Module):
     actions : StageSchedule
         This stage's actions in one step (print it).
     stats : PipelineStats
+    timeline : Timeline or None
+        While set (a :class:`~minidl.parallel.timeline.Timeline`), every
+        action of :meth:`step` is recorded as a span.
     """
 
     def __init__(self, model: Module, comm: Any = None, micro_batches: int = 4,
@@ -160,6 +163,7 @@ class Pipeline(Module):
             self._check_same_everywhere(comm, model)
             self.comm = comm.Dup()  # its own tags: no message of the program's can meet them
         self.stats = PipelineStats()
+        self.timeline: Any = None  # a minidl.parallel.timeline.Timeline: records every action
         self._held = 0
 
     def _check_same_everywhere(self, comm: Any, model: Module) -> None:
@@ -244,9 +248,11 @@ class Pipeline(Module):
             elif action.kind == STEP:
                 self._finish(sends)
                 sends = []
-            kind = action.kind
-            self.stats.seconds[kind] = self.stats.seconds.get(kind, 0.0) + (
-                time.perf_counter() - started)
+            kind, ended = action.kind, time.perf_counter()
+            self.stats.seconds[kind] = self.stats.seconds.get(kind, 0.0) + (ended - started)
+            if self.timeline is not None:
+                lane = "main" if kind in (FORWARD, BACKWARD, STEP) else kind.split("_")[0]
+                self.timeline.add(lane, str(action), started, ended, step=self.stats.steps)
         self.stats.steps += 1
         return self._loss_everywhere(loss_sum)
 

@@ -249,3 +249,38 @@ class RowParallelLinear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features} (this rank: {self.weight.shape[1]}), "
                 f"out_features={self.out_features}, input_is_parallel={self.input_is_parallel}")
+
+
+ELEMENTWISE = ("ReLU", "Tanh", "Sigmoid", "GELU", "Identity")
+"""Layers that act on each feature alone: a column-parallel layer's slices pass through them."""
+
+
+def parallelize_linears(model: Module, comm: Any = None) -> Module:
+    """``model`` (an ``nn.Sequential``) with each pair of linear layers made tensor-parallel.
+
+    Each ``Linear`` followed (after elementwise layers only, such as
+    ``ReLU``) by another ``Linear`` becomes a :class:`ColumnParallelLinear`
+    that keeps its output sliced and a :class:`RowParallelLinear` that takes
+    the slices: Megatron's MLP block, two all-reduces per step. Other layers
+    stay whole, computed alike on every rank. The same weights: the result
+    computes what ``model`` computes. Collective only in forward and backward.
+    """
+    from minidl.nn.containers import Sequential
+
+    layers = list(model)
+    out, i = [], 0
+    while i < len(layers):
+        j = i + 1
+        while j < len(layers) and type(layers[j]).__name__ in ELEMENTWISE:
+            j += 1
+        pair = (isinstance(layers[i], Linear) and j < len(layers)
+                and isinstance(layers[j], Linear))
+        if pair and layers[i].weight.shape[0] >= world(comm).Get_size():
+            out.append(ColumnParallelLinear.from_linear(layers[i], comm, gather_output=False))
+            out += layers[i + 1 : j]
+            out.append(RowParallelLinear.from_linear(layers[j], comm, input_is_parallel=True))
+            i = j + 1
+        else:
+            out.append(layers[i])
+            i += 1
+    return Sequential(*out)
