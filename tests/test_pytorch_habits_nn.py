@@ -235,6 +235,8 @@ def test_module_list_errors_name_the_problem():
         layers[3]
     with pytest.raises(IndexError, match="index -2"):
         layers[-2] = nn.ReLU()
+    with pytest.raises(TypeError, match="ModuleList indices are integers or slices, got str"):
+        layers["0"]
     with pytest.raises(TypeError, match="ModuleList holds Modules, index 1 is a list"):
         layers.append([nn.ReLU()])
     with pytest.raises(TypeError, match="index 0 is a function"):

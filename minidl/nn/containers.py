@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
+
 from minidl.autograd.tensor import Tensor
 from minidl.nn.module import Module
 
@@ -102,10 +104,12 @@ class ModuleList(Module):
 
     def _index(self, i: int) -> int:
         """``i`` as a position in ``[0, len)``, counting a negative one from the end."""
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"ModuleList indices are integers or slices, got {type(i).__name__}")
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"ModuleList index {i} is out of range for {n} modules")
-        return i % n
+        return int(i) % n
 
     def _renumber(self, modules: list[Module]) -> None:
         """Register ``modules`` as the whole list, named ``"0"``, ``"1"``, ... again."""

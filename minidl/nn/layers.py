@@ -33,13 +33,19 @@ def _size(layer: str, name: str, value: Any) -> int:
     return int(value)
 
 
-def _check_input_dtype(layer: Module, x: Any, weight: Parameter) -> None:
+def check_input_dtype(layer: Module, x: Any, weight: Parameter) -> None:
     """Refuse an input whose dtype is not the layer's, naming both, as PyTorch does.
 
     NumPy would quietly promote: a float32 layer fed a float64 array computes
     in float64, hands float64 gradients to float32 parameters, and runs at
     half the speed. That is nearly always a mistake (a float64 NumPy array fed
     straight to a float32 model), so say which dtype is which and how to fix it.
+    A layer of your own calls it first thing in ``forward``.
+
+    Raises
+    ------
+    TypeError
+        Naming the layer's class, both dtypes, and the conversion to make.
     """
     have, want = as_tensor(x).dtype, weight.dtype
     if have == want:
@@ -86,7 +92,7 @@ class Linear(Module):
         _pytorch_default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input_dtype(self, x, self.weight)
+        check_input_dtype(self, x, self.weight)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -181,7 +187,7 @@ class Conv2d(Module):
         _pytorch_default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input_dtype(self, x, self.weight)
+        check_input_dtype(self, x, self.weight)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
@@ -311,7 +317,7 @@ class _BatchNorm(Module):
                 f"{type(self).__name__} expects input with {self.expected_ndim} dimensions, "
                 f"got shape {x.shape}"
             )
-        _check_input_dtype(self, x, self.weight)
+        check_input_dtype(self, x, self.weight)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training, self.momentum, self.eps)
 
@@ -382,7 +388,7 @@ class LayerNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.weight is not None:
-            _check_input_dtype(self, x, self.weight)
+            check_input_dtype(self, x, self.weight)
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
