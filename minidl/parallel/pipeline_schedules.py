@@ -57,20 +57,14 @@ KINDS = (FORWARD, BACKWARD, RECV_FORWARD, SEND_FORWARD, RECV_BACKWARD, SEND_BACK
 class Action(NamedTuple):
     """One thing a stage does.
 
-    Attributes
-    ----------
-    kind : str
-        ``"forward"`` or ``"backward"`` (compute a micro-batch through this
-        stage's chunk), ``"recv_forward"`` / ``"send_forward"`` (the
-        activations between two pieces of the model), ``"recv_backward"`` /
-        ``"send_backward"`` (their gradient, going back), or ``"step"`` (the
-        optimizer, once every backward is done).
-    micro_batch : int
-        Which micro-batch (-1 for the step).
-    chunk : int
-        Which of this stage's model chunks (0 unless interleaved).
-    peer : int
-        The stage a message goes to or comes from (-1 for the others).
+    Its fields: ``kind``, what it does: ``"forward"`` or ``"backward"``
+    (compute a micro-batch through this stage's chunk), ``"recv_forward"`` /
+    ``"send_forward"`` (the activations between two pieces of the model),
+    ``"recv_backward"`` / ``"send_backward"`` (their gradient, going back), or
+    ``"step"`` (the optimizer, once every backward is done); ``micro_batch``,
+    which micro-batch (-1 for the step); ``chunk``, which of this stage's
+    model chunks (0 unless interleaved); ``peer``, the stage a message goes to
+    or comes from (-1 for the others).
     """
 
     kind: str

@@ -38,7 +38,7 @@ from minidl.distributed import allgather, allreduce
 from minidl.distributed.chunking import chunk_bounds
 from minidl.distributed.world import world
 from minidl.functional import linear
-from minidl.nn.layers import Linear
+from minidl.nn.layers import Linear, check_input_dtype
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
 
@@ -165,6 +165,7 @@ class ColumnParallelLinear(Module):
         return shard
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input_dtype(self, x, self.weight)
         y = linear(CopyToParallel.apply(x, comm=self.comm), self.weight, self.bias)
         return GatherFromParallel.apply(y, comm=self.comm, sizes=self.sizes) \
             if self.gather_output else y
@@ -231,6 +232,7 @@ class RowParallelLinear(Module):
         return shard
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input_dtype(self, x, self.weight)
         if not self.input_is_parallel:
             x = ScatterToParallel.apply(x, comm=self.comm, sizes=self.sizes)
         y = ReduceFromParallel.apply(linear(x, self.weight, None), comm=self.comm)
