@@ -16,7 +16,9 @@
   in :mod:`minidl.parallel.pipeline_schedules`);
 - :class:`ColumnParallelLinear`, :class:`RowParallelLinear`: tensor
   parallelism, one layer's weight split over the ranks (Megatron-LM's f and g);
-- :class:`ProcessGrid`: the ranks as a data × pipeline × tensor grid.
+- :class:`ProcessGrid`: the ranks as a data × pipeline × tensor grid;
+- :class:`ParameterServer`: server ranks hold the parameters, worker ranks
+  pull and push, synchronously, stale-synchronously or asynchronously.
 
 Importing this package does not start MPI; the first collective does.
 """
@@ -26,6 +28,7 @@ from minidl.parallel.ddp import DistributedDataParallel
 from minidl.parallel.grid import ProcessGrid
 from minidl.parallel.naive import allreduce_gradients
 from minidl.parallel.observer import CommStats
+from minidl.parallel.parameter_server import ParameterServer, PSStats
 from minidl.parallel.pipeline import Pipeline, PipelineStats
 from minidl.parallel.pipeline_schedules import (
     SCHEDULES,
@@ -51,5 +54,5 @@ __all__ = [
     "Bucket", "CommStats", "Pipeline", "PipelineStats", "SCHEDULES", "Action",
     "PipelineSimulation", "StageSchedule", "check_pipeline", "pipeline_schedule",
     "simulate_pipeline", "ColumnParallelLinear", "RowParallelLinear", "ProcessGrid",
-    "parallelize_linears",
+    "parallelize_linears", "ParameterServer", "PSStats",
 ]
