@@ -52,6 +52,7 @@ from minidl.parallel import (
     SCHEDULES,
     DistributedDataParallel,
     DistributedSampler,
+    ParameterServer,
     Pipeline,
     ProcessGrid,
     parallelize_linears,
@@ -138,11 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     dp = p.add_argument_group("data parallelism (run under mpiexec)")
     dp.add_argument(
         "--parallel",
-        choices=["auto", "none", "ddp", "pipeline"],
+        choices=["auto", "none", "ddp", "pipeline", "ps"],
         default="auto",
         help="ddp: DistributedDataParallel over all ranks; pipeline: the model cut into "
-        "stages (see below); auto (default): ddp when mpiexec started more than one rank, "
-        "none otherwise",
+        "stages; ps: parameter servers and workers (see below); auto (default): ddp when "
+        "mpiexec started more than one rank, none otherwise",
     )
     dp.add_argument(
         "--algorithm",
@@ -187,8 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--tp", type=int, default=1,
                     help="tensor-parallel ranks per stage: pairs of linear layers split "
                     "Megatron-style (default: 1)")
+    ps = p.add_argument_group(
+        "parameter servers (--parallel ps: the first --servers ranks serve, the others work)")
+    ps.add_argument("--ps-mode", choices=["sync", "ssp", "async"], default="sync",
+                    help="sync: every step waits for every worker; ssp: a worker may run "
+                    "--staleness steps ahead; async: no waiting (default: sync)")
+    ps.add_argument("--staleness", type=int, help="SSP's bound, in steps (--ps-mode ssp)")
+    ps.add_argument("--servers", type=int, default=1, help="server ranks (default: 1)")
+    p.add_argument("--straggler", metavar="RANK:SECONDS",
+                   help="delay that rank's every step by SECONDS (to watch a slow worker)")
     return p
 
+
+PS_FLAGS = {"ps_mode": "sync", "staleness": None, "servers": 1}
+"""The parameter servers' flags and their defaults: any other value needs --parallel ps."""
 
 PIPELINE_FLAGS = {"pipeline_schedule": "1f1b", "micro_batches": 4, "split": None,
                   "chunks": None, "dp": 1, "tp": 1}
@@ -238,14 +251,54 @@ def check_args(args: argparse.Namespace) -> None:
                          f"(see the warning above); use --kernels numpy")
     if args.parallel == "none" and (args.trace or args.no_overlap):
         raise UsageError("--trace and --no-overlap need --parallel ddp")
+    for mode, flags in (("pipeline", PIPELINE_FLAGS), ("ps", PS_FLAGS)):
+        given = [f"--{k.replace('_', '-')}" for k, default in flags.items()
+                 if getattr(args, k) != default]
+        if given and args.parallel != mode:
+            raise UsageError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} "
+                             f"--parallel {mode}")
     if args.parallel == "pipeline":
         check_pipeline_args(args)
-    else:
-        given = [f"--{k.replace('_', '-')}" for k, default in PIPELINE_FLAGS.items()
-                 if getattr(args, k) != default]
-        if given:
-            raise UsageError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} "
-                             "--parallel pipeline")
+    if args.parallel == "ps":
+        check_ps_args(args)
+    if args.straggler is not None:
+        check_straggler(args)
+
+
+def check_ps_args(args: argparse.Namespace) -> None:
+    """The parameter servers' flags, checked against each other and the number of ranks."""
+    ranks = launched_ranks()
+    if args.servers < 1 or args.servers >= ranks:
+        raise UsageError(f"--servers {args.servers} on {ranks} ranks leaves no worker: "
+                         f"give between 1 and {ranks - 1} (mpiexec -n P starts P ranks)")
+    if args.staleness is not None and args.ps_mode != "ssp":
+        raise UsageError(f"--staleness bounds --ps-mode ssp only (not {args.ps_mode})")
+    if args.staleness is not None and args.staleness < 0:
+        raise UsageError(f"--staleness must be at least 0, got {args.staleness}")
+    args.staleness = args.staleness or 0
+    workers = ranks - args.servers
+    if args.batch_size % workers:
+        raise UsageError(f"--batch-size {args.batch_size} does not split evenly over "
+                         f"{workers} workers")
+    if args.checkpoint is not None:
+        raise UsageError("--checkpoint is not supported with --parallel ps yet (the servers "
+                         "hold the parameters)")
+    if args.no_overlap or args.trace:
+        raise UsageError("--no-overlap and --trace are for --parallel ddp")
+
+
+def check_straggler(args: argparse.Namespace) -> None:
+    """``--straggler RANK:SECONDS``: parsed into ``args.straggler = (rank, seconds)``."""
+    try:
+        rank, seconds = args.straggler.split(":")
+        args.straggler = (int(rank), float(seconds))
+    except ValueError:
+        raise UsageError(f"--straggler must be RANK:SECONDS, e.g. 1:0.01, got "
+                         f"{args.straggler!r}") from None
+    rank, seconds = args.straggler
+    if not 0 <= rank < launched_ranks() or not 0 <= seconds < float("inf"):
+        raise UsageError(f"--straggler {rank}:{seconds}: the rank must be one of the "
+                         f"{launched_ranks()} ranks and the seconds >= 0")
 
 
 def check_pipeline_args(args: argparse.Namespace) -> None:
@@ -445,8 +498,12 @@ def train_epoch(
     loader: DataLoader,
     progress: Any,
     timer: StepTimer,
+    delay: float = 0.0,
 ) -> float:
-    """One pass over ``loader``; returns the mean training loss on this rank."""
+    """One pass over ``loader``; returns the mean training loss on this rank.
+
+    ``delay``: seconds to sleep each step (``--straggler``), before the step's update.
+    """
     model.train()
     total, steps = 0.0, 0
     for x, y in loader:
@@ -460,6 +517,7 @@ def train_epoch(
         timer.forward += forward_done - began
         timer.backward += time.perf_counter() - forward_done
         timer.steps += 1
+        time.sleep(delay)
         optimizer.step()
         total += loss.item()
         steps += 1
@@ -597,6 +655,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     if args.kernels is not None:
         kernels.use(args.kernels)
     minidl.manual_seed(args.seed)
+    if args.parallel == "ps":
+        return run_parameter_server(args, comm)
     train, test = load_data(args)
     model = build_model(args.model, tuple(train[0][0].shape))
     grid = None
@@ -646,7 +706,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             if grid is not None:
                 train_loss = train_epoch_pipeline(net, optimizer, loader, progress)
             else:
-                train_loss = train_epoch(net, optimizer, loader, progress, timer)
+                train_loss = train_epoch(net, optimizer, loader, progress, timer,
+                                         _straggling(args, rank))
             seconds.append(time.perf_counter() - began)
         if scheduler:
             scheduler.step()
@@ -746,6 +807,97 @@ def report_pipeline_breakdown(pipe: Pipeline, grid: ProcessGrid, comm: Any, say:
     for r, (d, s, t, fwd, bwd, post, wait, held) in enumerate(everyone):
         say(f"{r:4d} {d:3d} {s:5d} {t:3d} {fwd * 1e3:11.3f} {bwd * 1e3:12.3f} "
             f"{post * 1e3:11.3f} {wait * 1e3:11.3f} {held:5d}")
+
+
+def run_parameter_server(args: argparse.Namespace, comm: Any) -> dict[str, float]:
+    """``--parallel ps``: the first ``--servers`` ranks serve, the others train and push.
+
+    The first worker prints, evaluates each epoch (after pulling) and writes
+    the metrics; the learning rate stays constant (the servers step without
+    epochs). At the end every rank sends its statistics to the first worker,
+    which prints the staleness of the gradients the servers applied.
+    """
+    from tqdm import tqdm
+
+    rank = comm.Get_rank()
+    train, test = load_data(args)
+    model = build_model(args.model, tuple(train[0][0].shape))
+    ps = ParameterServer(model, comm=comm, servers=args.servers, mode=args.ps_mode,
+                         staleness=args.staleness, optimizer=args.optimizer, lr=args.lr,
+                         momentum=args.momentum if args.optimizer == "sgd" else 0.0,
+                         weight_decay=args.weight_decay)
+    leader = args.servers  # the first worker: it prints
+    say = print if rank == leader else _silent
+    say(f"parameter servers: {args.servers} servers, {len(ps.workers)} workers, "
+        f"mode {args.ps_mode}{f' (staleness {args.staleness})' if args.ps_mode == 'ssp' else ''}"
+        f"; learning rate {args.lr} throughout (the servers apply it; no schedule)")
+    delay = _straggling(args, rank)
+    history, seconds = [], []
+    if ps.is_server:
+        ps.serve()
+    else:
+        for epoch in range(1, args.epochs + 1):
+            loader = epoch_loader(train, args, epoch, rank - args.servers, len(ps.workers))
+            began, total = time.perf_counter(), 0.0
+            with tqdm(total=len(loader), desc=f"epoch {epoch}/{args.epochs}", leave=False,
+                      disable=args.no_progress or rank != leader, file=sys.stderr) as progress:
+                for x, y in loader:
+                    ps.pull()
+                    model.zero_grad()
+                    loss = F.cross_entropy(model(x), y)
+                    loss.backward()
+                    time.sleep(delay)
+                    ps.push()
+                    total += loss.item()
+                    progress.update(1)
+            seconds.append(time.perf_counter() - began)
+            if rank == leader:
+                ps.pull()  # the parameters as they are now, to evaluate
+                test_loss, accuracy = evaluate(model, test)
+                row = {"epoch": epoch, "loss": total / max(len(loader), 1),
+                       "test_loss": test_loss, "accuracy": accuracy, "seconds": seconds[-1]}
+                history.append(row)
+                say(f"epoch {epoch:3d}  loss {row['loss']:.4f}  test loss {test_loss:.4f}  "
+                    f"test accuracy {accuracy:.4f}  {seconds[-1]:.2f} s")
+                if args.metrics:
+                    with open(args.metrics, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+        ps.pull()
+        ps.close()
+    everyone = comm.gather((ps.is_server, ps.stats), root=leader)
+    if rank == leader:
+        report_staleness(everyone, say)
+        if args.plot and history:
+            plot_history(history, args.plot)
+    final = history[-1] if history else {"accuracy": float("nan")}
+    per_epoch = float(np.mean(seconds)) if seconds else 0.0
+    say(f"test accuracy: {final['accuracy']:.4f}")
+    say(f"time per epoch: {per_epoch:.2f} s")
+    return {"accuracy": final["accuracy"], "seconds_per_epoch": per_epoch}
+
+
+def _straggling(args: argparse.Namespace, rank: int) -> float:
+    """Seconds this rank sleeps each step: ``--straggler``'s, if it names this rank."""
+    return args.straggler[1] if args.straggler and args.straggler[0] == rank else 0.0
+
+
+def report_staleness(everyone: list[tuple[bool, Any]], say: Any) -> None:
+    """Print the staleness of every gradient the servers applied, and each rank's waiting."""
+    counts: dict[int, int] = {}
+    for is_server, stats in everyone:
+        if is_server:
+            for age, n in stats.staleness.items():
+                counts[age] = counts.get(age, 0) + n
+    applied = sum(counts.values())
+    mean = sum(age * n for age, n in counts.items()) / max(applied, 1)
+    shown = ", ".join(f"{age}: {counts[age]}" for age in sorted(counts)[:12])
+    more = ", ..." if len(counts) > 12 else ""
+    say(f"staleness of the {applied} gradients applied (updates between a worker's pull and "
+        f"the apply; count): {shown}{more}; mean {mean:.2f}, max {max(counts, default=0)}")
+    say(f"{'rank':>4s} {'role':>7s} {'pushes':>7s} {'pulls':>6s} {'waiting s':>10s}")
+    for r, (is_server, stats) in enumerate(everyone):
+        say(f"{r:4d} {'server' if is_server else 'worker':>7s} {stats.pushes:7d} "
+            f"{stats.pulls:6d} {stats.waiting:10.3f}")
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
