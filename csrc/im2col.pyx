@@ -30,7 +30,6 @@ plain pointers of the innermost loops stay unchecked).
 import numpy as np
 
 from cython.parallel cimport prange
-from openmp cimport omp_get_max_threads
 
 from minidl.kernels.reference import check_shape, float_array, window_geometry
 

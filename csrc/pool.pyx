@@ -30,7 +30,6 @@ import numpy as np
 
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from openmp cimport omp_get_max_threads
 
 from minidl.kernels.reference import (
     check_index_range,

@@ -3,7 +3,9 @@
 # setting. Each module includes this file, so each gets its own copy of the
 # thread count, which minidl.kernels.set_num_threads sets in both.
 #
-# The including module must cimport omp_get_max_threads from openmp.
+# Built without OpenMP (a compiler without -fopenmp: setup.py then leaves the
+# flag out), every prange runs as a plain loop on one thread; nothing here
+# needs <omp.h>, so the same source compiles both ways.
 
 ctypedef fused real:
     float
@@ -15,9 +17,22 @@ cdef struct Geometry:
     Py_ssize_t kh, kw, sh, sw, ph, pw, oh, ow
 
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define MINIDL_OPENMP 1
+    #else
+    #define MINIDL_OPENMP 0
+    #endif
+    """
+    const int MINIDL_OPENMP
+
+OPENMP = bool(MINIDL_OPENMP)
+"""Whether this module was compiled with OpenMP; without it every ``prange`` runs on one thread."""
+
 # The most threads any prange in this module uses; minidl.kernels sets it at
 # import (OMP_NUM_THREADS, else 1) and in set_num_threads.
-cdef int _num_threads = omp_get_max_threads()
+cdef int _num_threads = 1
 
 # Below this many elements of work per thread, waking a thread costs more
 # than it saves, so small calls stay on one thread; PyTorch's at::parallel_for

@@ -8,6 +8,12 @@ import pytest
 
 import minidl.kernels as K
 
+needs_openmp = pytest.mark.skipif(
+    not K.has_openmp(),
+    reason="minidl's compiled kernels are not built with OpenMP "
+    "(no C compiler, or one without -fopenmp, at install time)",
+)
+
 
 @pytest.fixture
 def threads():
@@ -17,6 +23,7 @@ def threads():
     K.set_num_threads(before)
 
 
+@needs_openmp
 def test_set_reaches_every_threaded_module(threads):
     for n in (1, 3, 2):
         K.set_num_threads(n)
@@ -36,6 +43,7 @@ def test_bad_thread_count(n, error, threads):
     assert K.get_num_threads() == before
 
 
+@needs_openmp
 @pytest.mark.parametrize("value", ["1", "3"])
 def test_default_follows_omp_num_threads(value):
     env = {**os.environ, "OMP_NUM_THREADS": value}
@@ -47,6 +55,7 @@ def test_default_follows_omp_num_threads(value):
     assert result.stdout.strip() == value
 
 
+@needs_openmp
 def test_default_is_one_thread_without_omp_num_threads():
     """Two thread pools (BLAS's and OpenMP's) on the same cores fight: one is the default."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
@@ -58,6 +67,7 @@ def test_default_is_one_thread_without_omp_num_threads():
     assert result.stdout.split() == ["1", "1"]
 
 
+@needs_openmp
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("active", "ACTIVE")])
 def test_the_kernels_openmp_threads_sleep_when_idle_unless_told_otherwise(given, expected):
     import os

@@ -17,12 +17,20 @@ active backend:
 until the next ``use``. The compiled sliding-window kernels (``im2col``,
 ``col2im``, ``maxpool2d_*``) run their loops on OpenMP threads;
 :func:`set_num_threads` says how many.
+
+The compiled kernels are optional. Installing on a machine without a C
+compiler builds none of them: minidl then runs every kernel's NumPy reference,
+:func:`backend` says ``"numpy"``, :func:`available` lists only ``"numpy"``,
+and importing this module warns once (convolutions and pooling are several
+times slower). A compiler without OpenMP (macOS's clang) builds them
+single-threaded, and :func:`has_openmp` says so.
 """
 
 from __future__ import annotations
 
 import os
 import types
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
@@ -45,8 +53,12 @@ _SLEEPING_OPENMP = "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not 
 if _SLEEPING_OPENMP:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 try:
-    from minidl.kernels import _im2col, _pool, _reduce
-except ImportError as exc:  # the package was copied, or a .pyx added, without a build
+    # (Not "from minidl.kernels import ...": its error for a missing module blames
+    # a circular import.)
+    import minidl.kernels._im2col as _im2col
+    import minidl.kernels._pool as _pool
+    import minidl.kernels._reduce as _reduce
+except ImportError as exc:  # no compiler at install time, or a copy of the package without a build
     _im2col = _pool = _reduce = None
     _BUILD_ERROR: ImportError | None = exc
 else:
@@ -74,9 +86,10 @@ def _namespace(name: str) -> types.SimpleNamespace:
         )
     if _BUILD_ERROR is not None:
         raise ImportError(
-            "minidl's compiled kernels are not built (" + str(_BUILD_ERROR) + "). "
-            "Install the package with `pip install -e .` from the checkout, or "
-            'use minidl.kernels.use("numpy").'
+            f"the cython backend needs minidl's compiled kernels, which are not built "
+            f"({_BUILD_ERROR}). Install a C compiler and reinstall minidl (`pip install -e .` "
+            f"from the checkout; `pip install -v` shows why a build fails), or use "
+            f'minidl.kernels.use("numpy").'
         )
     return types.SimpleNamespace(
         **{k: getattr(_MODULES[module], k) for module, kernels in _KERNELS.items() for k in kernels}
@@ -85,6 +98,24 @@ def _namespace(name: str) -> types.SimpleNamespace:
 
 _active_name = "cython" if _BUILD_ERROR is None else "numpy"
 _active = _namespace(_active_name)
+# Built without OpenMP, every prange is a plain loop: one thread, whatever is asked.
+_OPENMP = _BUILD_ERROR is None and all(_MODULES[m].OPENMP for m in _THREADED)
+
+
+def _first_rank() -> bool:
+    """False on every rank but the first of a job that a launcher started (read from its env)."""
+    ranks = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
+    return all(os.environ.get(var, "0") == "0" for var in ranks)
+
+
+if _BUILD_ERROR is not None and _first_rank():
+    warnings.warn(
+        f"minidl's compiled kernels are not built ({_BUILD_ERROR}), so every kernel runs "
+        f"its NumPy reference: correct, but a CNN trains 2-3 times slower. To build them, "
+        f"install a C compiler and reinstall minidl (`pip install -e .` from the checkout; "
+        f"`pip install -v` shows why a build fails).",
+        stacklevel=2,
+    )
 
 
 def _default_num_threads() -> int:
@@ -93,8 +124,8 @@ def _default_num_threads() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
-# Without a build nothing runs on OpenMP threads: the NumPy reference uses one.
-_num_threads = 1 if _BUILD_ERROR is not None else _default_num_threads()
+# Without OpenMP threads (the NumPy reference, or a build without OpenMP) it is one.
+_num_threads = _default_num_threads() if _OPENMP else 1
 if _BUILD_ERROR is None:
     for _module in _THREADED:
         _MODULES[_module].set_num_threads(_num_threads)
@@ -103,6 +134,30 @@ if _BUILD_ERROR is None:
 def backend() -> str:
     """Return the name of the active backend, ``"cython"`` or ``"numpy"``."""
     return _active_name
+
+
+def available() -> tuple[str, ...]:
+    """Return the backends :class:`use` accepts here.
+
+    ``("cython", "numpy")``, or ``("numpy",)`` when the compiled kernels are
+    not built (no C compiler at install time).
+
+    Examples
+    --------
+    >>> import minidl.kernels as K
+    >>> "numpy" in K.available()
+    True
+    """
+    return BACKENDS if _BUILD_ERROR is None else ("numpy",)
+
+
+def has_openmp() -> bool:
+    """Return whether the compiled kernels run their loops on OpenMP threads.
+
+    False when they were built without OpenMP (a compiler without ``-fopenmp``,
+    such as macOS's clang: they then run on one thread) or not built at all.
+    """
+    return _OPENMP
 
 
 class use:
@@ -121,7 +176,8 @@ class use:
     ValueError
         If ``name`` is not a known backend.
     ImportError
-        If ``"cython"`` is asked for but the compiled modules are not built.
+        If ``"cython"`` is asked for but the compiled modules are not built
+        (see :func:`available`).
 
     Examples
     --------
@@ -160,7 +216,8 @@ def set_num_threads(n: int) -> None:
     (PyTorch's grain size), so small calls stay on one thread. Results never
     depend on it: every parallel loop gives each thread whole images (or image
     channels), so nothing is summed in a different order. The NumPy reference
-    always runs on one thread.
+    always runs on one thread, and so do compiled kernels built without OpenMP
+    (:func:`has_openmp`): there ``n`` is checked, and the count stays 1.
 
     Parameters
     ----------
@@ -188,7 +245,7 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
-    _num_threads = int(n)
+    _num_threads = int(n) if _OPENMP else 1
     if _BUILD_ERROR is None:
         for module in _THREADED:
             _MODULES[module].set_num_threads(_num_threads)
@@ -301,6 +358,8 @@ def maxpool2d_backward(
 
 __all__ = [
     "backend",
+    "available",
+    "has_openmp",
     "use",
     "set_num_threads",
     "get_num_threads",
