@@ -10,10 +10,10 @@
 from minidl.autograd.engine import backward
 from minidl.autograd.function import Function, unbroadcast
 from minidl.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
-from minidl.autograd.ops import concatenate, maximum, minimum, stack, where
+from minidl.autograd.ops import cat, concatenate, maximum, minimum, stack, where
 from minidl.autograd.tensor import Tensor, as_tensor
 
 __all__ = [
     "Tensor", "Function", "backward", "no_grad", "enable_grad", "is_grad_enabled",
-    "unbroadcast", "as_tensor", "concatenate", "stack", "where", "maximum", "minimum",
+    "unbroadcast", "as_tensor", "concatenate", "cat", "stack", "where", "maximum", "minimum",
 ]

@@ -1,4 +1,8 @@
-"""Ways to make a tensor: from data, filled with a constant, random, a range."""
+"""Ways to make a tensor: from data, filled with a constant, random, a range.
+
+Every ``dtype=`` takes a NumPy dtype in any spelling: ``minidl.float64``,
+``np.float64`` or ``"float64"``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from minidl.autograd.tensor import Tensor
+from minidl.autograd.tensor import Tensor, _check_dtype
 from minidl.random import generator
 
 DEFAULT_DTYPE = np.float32
@@ -42,6 +46,32 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
         data = data.data
     return Tensor(np.array(data, copy=True) if isinstance(data, np.ndarray) else data,
                   requires_grad=requires_grad, dtype=dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor that shares ``array``'s memory (no copy), like ``torch.from_numpy``.
+
+    Writing to one writes to the other; the dtype is the array's own. Compare
+    :func:`tensor`, which copies.
+
+    Raises
+    ------
+    TypeError
+        If ``array`` is not a NumPy array, or has a dtype minidl does not hold.
+
+    Examples
+    --------
+    >>> import numpy as np, minidl
+    >>> a = np.zeros(2)
+    >>> t = minidl.from_numpy(a)
+    >>> a[0] = 5
+    >>> t.tolist()
+    [5.0, 0.0]
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy() expects a NumPy array, got {type(array).__name__}")
+    _check_dtype(array)
+    return Tensor._make(array, False)
 
 
 def zeros(*shape: int, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False) -> Tensor:

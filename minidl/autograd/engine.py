@@ -16,6 +16,12 @@ Gradients of intermediate tensors live only in a dictionary local to one call,
 so nothing from one backward pass leaks into the next; leaves *accumulate*
 into ``.grad`` across calls, as in PyTorch (``zero_grad`` resets them).
 
+As in PyTorch, each op frees what it saved once its backward has run
+(:meth:`~minidl.autograd.function.Function.release`), so memory goes back
+while backward is still working on earlier layers. A second backward through
+those ops raises, before any gradient moves, unless the first one was called
+with ``retain_graph=True``.
+
 A hook may :func:`queue_callback` a function to run once the whole pass is
 done: data parallelism uses it to wait for the last gradient all-reduce before
 ``backward()`` returns.
@@ -46,14 +52,28 @@ def queue_callback(fn: Callable[[], None]) -> None:
     _callbacks.append(fn)
 
 
+SECOND_BACKWARD = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed): the {op} op on the way already ran its backward, "
+    "and backward frees what each op saved. Specify retain_graph=True in the first "
+    "backward() if you need to backward through the graph a second time."
+)
+
+
 def _count_consumers(root: Tensor) -> dict[int, int]:
-    """Map ``id(tensor)`` to how many recorded ops consume it, over the graph of ``root``."""
+    """Map ``id(tensor)`` to how many recorded ops consume it, over the graph of ``root``.
+
+    Raises the RuntimeError of :data:`SECOND_BACKWARD` on reaching an op whose
+    graph an earlier backward released.
+    """
     consumers: dict[int, int] = {}
     stack = [root]
     while stack:
         t = stack.pop()
         if t._ctx is None:
             continue
+        if t._ctx.released:
+            raise RuntimeError(SECOND_BACKWARD.format(op=t._ctx.name))
         for parent in t._ctx.parents:
             if not parent._requires_grad:
                 continue
@@ -70,14 +90,15 @@ def _initial_grad(root: Tensor, grad: Any) -> np.ndarray:
         if root.data.size != 1:
             raise RuntimeError(
                 f"backward() without a gradient needs a tensor with one element (a loss); "
-                f"this one has shape {root.shape}. Pass grad=... of that shape, "
+                f"this one has shape {root.shape}. Pass gradient=... of that shape, "
                 "or reduce it first (e.g. .sum())."
             )
         return np.ones_like(root.data)
     grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
     if grad.shape != root.shape:
         raise ValueError(
-            f"backward(grad): grad has shape {grad.shape} but the tensor has shape {root.shape}"
+            f"backward(gradient): the gradient has shape {grad.shape} but the tensor has shape "
+            f"{root.shape}"
         )
     return grad
 
@@ -94,7 +115,7 @@ def _accumulate_leaf(leaf: Tensor, g: np.ndarray) -> None:
         leaf.grad += g
 
 
-def backward(root: Tensor, grad: Any = None) -> None:
+def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
     """Accumulate ``d root / d leaf`` into ``leaf.grad`` for every leaf of the graph.
 
     Parameters
@@ -103,12 +124,17 @@ def backward(root: Tensor, grad: Any = None) -> None:
         The tensor to differentiate, usually a scalar loss.
     grad : array_like, optional
         ``d loss / d root`` when ``root`` is not a scalar; defaults to 1.
+    retain_graph : bool, default False
+        Keep what each op saved, for another backward through the same graph.
+        By default each op releases it once its backward has run.
 
     Raises
     ------
     RuntimeError
-        If ``root`` does not require grad, or is not a scalar and no ``grad``
-        is given.
+        If ``root`` does not require grad, is not a scalar and no ``grad``
+        is given, or its graph was released by an earlier backward.
+    ValueError
+        If ``grad`` does not have the shape of ``root``.
     """
     if not root._requires_grad:
         raise RuntimeError(
@@ -118,17 +144,18 @@ def backward(root: Tensor, grad: Any = None) -> None:
     global _callbacks
     outer, _callbacks = _callbacks, []
     try:
-        _run(root, grad)
+        _run(root, grad, retain_graph)
         for fn in _callbacks:
             fn()
     finally:
         _callbacks = outer
 
 
-def _run(root: Tensor, grad: Any) -> None:
+def _run(root: Tensor, grad: Any, retain_graph: bool) -> None:
     """The two sweeps described in the module docstring."""
+    first = _initial_grad(root, grad)  # the caller's mistake first, then the graph's
     consumers = _count_consumers(root)
-    grads: dict[int, np.ndarray] = {id(root): _initial_grad(root, grad)}
+    grads: dict[int, np.ndarray] = {id(root): first}
     ready = [root]
     while ready:
         t = ready.pop()
@@ -163,3 +190,5 @@ def _run(root: Tensor, grad: Any) -> None:
             consumers[key] -= 1
             if consumers[key] == 0:
                 ready.append(parent)
+        if not retain_graph:
+            fn.release()  # its inputs' gradients are out: what it saved can go

@@ -10,7 +10,9 @@ A subclass implements two methods on NumPy arrays:
 
 ``Function.apply(*inputs, **options)`` runs ``forward`` and, when gradients are
 needed, links the result to this Function and the Function to its inputs. That
-link is the graph that :func:`minidl.autograd.engine.backward` walks.
+link is the graph that :func:`minidl.autograd.engine.backward` walks. Once
+backward has passed through an op it calls :meth:`Function.release`, which
+drops what ``forward`` kept and the links (unless ``retain_graph=True``).
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ class Function:
         only when the graph is recorded).
     needs_grad : tuple of bool
         For each input, whether ``backward`` must return its gradient.
+    released : bool
+        True once :meth:`release` has run: this op cannot run backward again.
     """
 
     parents: tuple[Tensor, ...] = ()
     needs_grad: tuple[bool, ...] = ()
+    released = False
 
     @classmethod
     def apply(cls, *inputs: Any, **options: Any) -> Tensor:
@@ -60,6 +65,20 @@ class Function:
             fn.needs_grad = needs
             result._ctx = fn
         return result
+
+    def release(self) -> None:
+        """Drop everything this op holds: what ``forward`` saved, and its inputs.
+
+        The backward pass calls it on each op it has passed through (unless
+        ``retain_graph=True``), as PyTorch frees saved tensors: the arrays a
+        graph keeps alive (activations, masks) are most of a training step's
+        memory, and they are freed as soon as backward no longer needs them.
+        Every attribute lives in the instance's ``__dict__``, so clearing it
+        frees them all, whatever a subclass saved; ``parents`` falls back to
+        the class's empty tuple.
+        """
+        self.__dict__.clear()
+        self.released = True
 
     @property
     def name(self) -> str:

@@ -15,6 +15,7 @@ Derivatives at a glance (``g`` is the incoming gradient, ``y`` the output)::
     a ** b     ->  g b a**(b-1), g y log(a)         relu(x)   ->  g * (x > 0)
     a @ b      ->  g @ b.T, a.T @ g     tanh(x)   ->  g * (1 - y**2)
     -x         ->  -g                   sigmoid   ->  g * y * (1 - y)
+    x.astype   ->  g cast back to x's dtype
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from minidl.autograd.function import Function, unbroadcast
-from minidl.autograd.tensor import Tensor, as_tensor
+from minidl.autograd.tensor import Tensor, as_tensor, axis_or_dim
 
 
 # ------------------------------------------------------------------ binary
@@ -237,6 +238,20 @@ class Sigmoid(Function):
         return g * self.out * (1 - self.out)
 
 
+class Cast(Function):
+    """``x.astype(dtype)`` between floating dtypes; the gradient goes back in x's dtype."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.source = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, g):
+        return g.astype(self.source)
+
+
 # -------------------------------------------------------------- reductions
 class Sum(Function):
     def __init__(self, axis=None, keepdims=False):
@@ -399,18 +414,29 @@ class Stack(Function):
 
 
 # --------------------------------------------------- functions on tensors
-def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis (differentiable ``np.concatenate``)."""
+def concatenate(tensors: Sequence[Any], axis: int | None = None, *,
+                dim: int | None = None) -> Tensor:
+    """Join tensors along an existing axis (differentiable ``np.concatenate``).
+
+    ``axis`` (or ``dim``, PyTorch's name) defaults to 0. :func:`cat` is the
+    same function under PyTorch's name.
+    """
     if len(tensors) == 0:
         raise ValueError("concatenate needs at least one tensor")
-    return Concatenate.apply(*tensors, axis=axis)
+    axis = axis_or_dim("concatenate", axis, dim)
+    return Concatenate.apply(*tensors, axis=0 if axis is None else axis)
 
 
-def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join tensors along a new axis (differentiable ``np.stack``)."""
+#: PyTorch's name for :func:`concatenate`: ``minidl.cat([a, b], dim=1)``.
+cat = concatenate
+
+
+def stack(tensors: Sequence[Any], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Join tensors along a new axis (differentiable ``np.stack``); ``axis``/``dim`` default 0."""
     if len(tensors) == 0:
         raise ValueError("stack needs at least one tensor")
-    return Stack.apply(*tensors, axis=axis)
+    axis = axis_or_dim("stack", axis, dim)
+    return Stack.apply(*tensors, axis=0 if axis is None else axis)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -464,7 +490,7 @@ def relu(x: Any) -> Tensor:
 
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Maximum", "Minimum", "Where", "Neg", "Exp",
-    "Log", "Sqrt", "Abs", "ReLU", "Tanh", "Sigmoid", "Sum", "Mean", "Max", "Min", "Reshape",
-    "Transpose", "GetItem", "Concatenate", "Stack", "concatenate", "stack", "where", "maximum",
-    "minimum", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "as_tensor",
+    "Log", "Sqrt", "Abs", "ReLU", "Tanh", "Sigmoid", "Cast", "Sum", "Mean", "Max", "Min",
+    "Reshape", "Transpose", "GetItem", "Concatenate", "Stack", "concatenate", "cat", "stack",
+    "where", "maximum", "minimum", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "as_tensor",
 ]

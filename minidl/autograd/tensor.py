@@ -5,13 +5,22 @@ accumulates into it, and ``t._ctx`` the :class:`~minidl.autograd.function.Functi
 that produced ``t`` (None for a leaf: data you made, such as a parameter).
 Every arithmetic method is one line that hands the work to an op in
 :mod:`minidl.autograd.ops`, where forward and backward sit side by side.
+
+Methods take NumPy's argument names and PyTorch's alike: ``axis=`` or
+``dim=``, ``keepdims=`` or ``keepdim=``. Both spellings mean the same
+argument; :func:`axis_or_dim` and :func:`keepdims_or_keepdim` pick the one
+given.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from typing import Any, Callable
 
 import numpy as np
+
+#: Device names ``Tensor.to`` recognises as devices rather than dtypes; only "cpu" is minidl's.
+_DEVICES = ("cpu", "cuda", "mps", "xpu", "meta")
 
 #: dtypes a Tensor may hold; gradients need one of the floating ones.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -45,6 +54,76 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
             array = array.astype(np.int64)
     _check_dtype(array)
     return array
+
+
+def axis_or_dim(owner: str, axis: Any, dim: Any) -> Any:
+    """Return the axis given as ``axis=`` (NumPy's name) or ``dim=`` (PyTorch's).
+
+    Raises
+    ------
+    TypeError
+        If both are given, naming ``owner``, the function that received them.
+    """
+    if dim is None:
+        return axis
+    if axis is not None:
+        raise TypeError(
+            f"{owner}() got both axis={axis!r} and dim={dim!r}: they are one argument "
+            "(NumPy's and PyTorch's name for it), pass only one"
+        )
+    return dim
+
+
+def keepdims_or_keepdim(owner: str, keepdims: bool, keepdim: bool | None) -> bool:
+    """Return the flag given as ``keepdims=`` (NumPy's name) or ``keepdim=`` (PyTorch's).
+
+    Raises
+    ------
+    TypeError
+        If both are given (``keepdims=True`` and any ``keepdim``), naming ``owner``.
+    """
+    if keepdim is None:
+        return bool(keepdims)
+    if keepdims:
+        raise TypeError(
+            f"{owner}() got both keepdims={keepdims!r} and keepdim={keepdim!r}: they are one "
+            "argument (NumPy's and PyTorch's name for it), pass only one"
+        )
+    return bool(keepdim)
+
+
+#: What ``max(dim=...)`` and ``min(dim=...)`` return, as in PyTorch: ``values, indices = ...``.
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+
+class Size(int):
+    """The number of elements, as NumPy's ``a.size``; call it for PyTorch's ``t.size()``.
+
+    ``t.size`` is an int (``t.size == 6``), and ``t.size()`` is the shape,
+    ``t.size(d)`` the length of axis ``d``, as in PyTorch.
+
+    Examples
+    --------
+    >>> import minidl
+    >>> t = minidl.zeros(2, 3)
+    >>> t.size, t.size(), t.size(-1)
+    (6, (2, 3), 3)
+    """
+
+    def __new__(cls, shape: tuple[int, ...]) -> "Size":
+        size = super().__new__(cls, int(np.prod(shape, dtype=np.int64)))
+        size.shape = tuple(shape)
+        return size
+
+    def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
+        if dim is None:
+            return self.shape
+        if not -len(self.shape) <= dim < len(self.shape):
+            raise IndexError(f"size({dim}): a tensor of shape {self.shape} has no axis {dim}")
+        return self.shape[dim]
+
+    def __reduce__(self) -> tuple:
+        return int, (int(self),)  # pickles (and copies) as the plain number
 
 
 class RemovableHandle:
@@ -159,14 +238,22 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        """The number of elements."""
-        return self.data.size
+    def size(self) -> Size:
+        """The number of elements, an int; ``t.size()`` gives the shape (:class:`Size`)."""
+        return Size(self.data.shape)
 
     @property
     def T(self) -> "Tensor":
         """The tensor with its axes reversed (differentiable)."""
         return _ops.Transpose.apply(self, axes=None)
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for :attr:`ndim`)."""
+        return self.data.ndim
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's name for :attr:`size`)."""
+        return self.data.size
 
     # -------------------------------------------------------------- basics
     def __len__(self) -> int:
@@ -190,9 +277,26 @@ class Tensor:
         """Return the single element as a Python number."""
         if self.data.size != 1:
             raise ValueError(
-                f"item() needs a tensor with one element, this one has shape {self.shape}"
+                f"item() needs a tensor with one element, this one has shape {self.shape}: "
+                f"a Tensor with {self.data.size} elements cannot be converted to a Python scalar"
             )
         return self.data.item()
+
+    # int(t), float(t) and `if t:` read the one element, as in PyTorch.
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements (shape "
+                f"{self.shape}) is ambiguous: reduce it to one element first, or ask the "
+                "array, e.g. (a == b).data.all()"
+            )
+        return bool(self.data.item())
 
     def numpy(self) -> np.ndarray:
         """Return ``data`` (the same array, not a copy)."""
@@ -207,20 +311,49 @@ class Tensor:
         return Tensor._make(self.data, False)
 
     # ------------------------------------------------------------ autograd
-    def backward(self, grad: Any = None) -> None:
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, *, grad: Any = None) -> None:
         """Accumulate the gradient of this tensor into every leaf's ``.grad``.
 
         Parameters
         ----------
-        grad : array_like, optional
+        gradient : array_like, optional
             The gradient with respect to this tensor. May be omitted only for
             a tensor with one element (a loss), where it is 1.
+        retain_graph : bool, optional
+            Keep the graph for another backward through it. By default (None
+            or False) backward frees what each op saved as it goes, as PyTorch
+            does, and a second backward through the same ops raises.
+        create_graph : bool, default False
+            Only False: minidl's gradients are NumPy arrays, not tensors with
+            a graph of their own, so there are no higher-order gradients.
+        grad : array_like, optional
+            The older name of ``gradient`` (keyword only).
+
+        Raises
+        ------
+        RuntimeError
+            On a second backward through ops whose graph was freed, or when
+            this tensor does not require grad.
+        TypeError
+            If both ``gradient`` and ``grad`` are given.
+        NotImplementedError
+            For ``create_graph=True``.
 
         See Also
         --------
         minidl.autograd.engine.backward : the algorithm.
         """
-        _engine.backward(self, grad)
+        if grad is not None:
+            if gradient is not None:
+                raise TypeError("backward() got both gradient= and grad=: pass only one")
+            gradient = grad
+        if create_graph:
+            raise NotImplementedError(
+                "backward(create_graph=True): minidl's gradients are NumPy arrays without a "
+                "graph of their own, so it cannot differentiate them again"
+            )
+        _engine.backward(self, gradient, retain_graph=bool(retain_graph))
 
     def register_hook(self, hook: Callable[[np.ndarray], np.ndarray | None]) -> RemovableHandle:
         """Call ``hook(grad)`` when this tensor's gradient is final in a backward pass.
@@ -312,28 +445,95 @@ class Tensor:
     def __ge__(self, other: Any) -> "Tensor":
         return Tensor._make(self.data >= _raw(other), False)
 
-    def eq(self, other: Any) -> "Tensor":
-        """Elementwise ``==`` as a boolean tensor (``==`` itself keeps identity semantics)."""
+    # ``==`` and ``!=`` too, as in PyTorch: so ``t in some_list`` and
+    # ``some_list.index(t)`` compare elementwise; find a tensor with ``is``.
+    def __eq__(self, other: Any) -> "Tensor":  # type: ignore[override]
+        if other is None:
+            return NotImplemented  # Python then answers by identity: t == None is False
         return Tensor._make(self.data == _raw(other), False)
 
+    def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
+        if other is None:
+            return NotImplemented
+        return Tensor._make(self.data != _raw(other), False)
+
+    def eq(self, other: Any) -> "Tensor":
+        """Elementwise ``==`` as a boolean tensor (the same as ``self == other``)."""
+        return self == other
+
+    # Defining __eq__ would make tensors unhashable; hashing stays by identity,
+    # so sets and dicts of tensors (parameters, hooks) still work.
     __hash__ = object.__hash__
 
     # ---------------------------------------------------------- reductions
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> "Tensor":
-        """Sum over ``axis`` (all axes when None)."""
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *,
+            dim: int | tuple[int, ...] | None = None, keepdim: bool | None = None) -> "Tensor":
+        """Sum over ``axis`` (all axes when None); ``dim``/``keepdim`` are PyTorch's names."""
+        axis = axis_or_dim("sum", axis, dim)
+        keepdims = keepdims_or_keepdim("sum", keepdims, keepdim)
         return _ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> "Tensor":
-        """Mean over ``axis`` (all axes when None)."""
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *,
+             dim: int | tuple[int, ...] | None = None, keepdim: bool | None = None) -> "Tensor":
+        """Mean over ``axis`` (all axes when None); ``dim``/``keepdim`` are PyTorch's names."""
+        axis = axis_or_dim("mean", axis, dim)
+        keepdims = keepdims_or_keepdim("mean", keepdims, keepdim)
         return _ops.Mean.apply(self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> "Tensor":
-        """Maximum over ``axis``; tied maxima share the gradient equally."""
-        return _ops.Max.apply(self, axis=axis, keepdims=keepdims)
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *,
+            dim: int | None = None, keepdim: bool | None = None) -> "Tensor | ValuesIndices":
+        """Maximum over ``axis``; tied maxima share the gradient equally.
 
-    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> "Tensor":
-        """Minimum over ``axis``; tied minima share the gradient equally."""
-        return _ops.Min.apply(self, axis=axis, keepdims=keepdims)
+        With ``axis`` (NumPy's name) it returns the maxima. With ``dim``
+        (PyTorch's) it returns PyTorch's pair ``(values, indices)``, so that
+        ``values, indices = t.max(dim=1)`` means what it means in PyTorch;
+        ``indices`` is :meth:`argmax` (no gradient).
+        """
+        return self._extreme(_ops.Max, "max", axis, keepdims, dim, keepdim)
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, *,
+            dim: int | None = None, keepdim: bool | None = None) -> "Tensor | ValuesIndices":
+        """Minimum over ``axis``; tied minima share the gradient equally.
+
+        Like :meth:`max`: with ``dim`` it returns ``(values, indices)``.
+        """
+        return self._extreme(_ops.Min, "min", axis, keepdims, dim, keepdim)
+
+    def _extreme(self, op: type, name: str, axis: Any, keepdims: bool, dim: Any,
+                 keepdim: bool | None) -> "Tensor | ValuesIndices":
+        keepdims = keepdims_or_keepdim(name, keepdims, keepdim)
+        values = op.apply(self, axis=axis_or_dim(name, axis, dim), keepdims=keepdims)
+        if dim is None:
+            return values
+        if not isinstance(dim, (int, np.integer)):
+            raise TypeError(
+                f"{name}(dim={dim!r}): dim= takes one axis, as in PyTorch (the result also "
+                f"holds its indices); for the {name} over several axes use axis={dim!r}"
+            )
+        indices = self.argmax(dim, keepdims) if name == "max" else self.argmin(dim, keepdims)
+        return ValuesIndices(values, indices)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+               keepdim: bool | None = None) -> "Tensor":
+        """The index of the maximum along ``axis`` (of the flattened tensor when None).
+
+        The result is int64 and has no gradient. On ties, the first index wins.
+        """
+        return self._arg(np.argmax, "argmax", axis, keepdims, dim, keepdim)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+               keepdim: bool | None = None) -> "Tensor":
+        """The index of the minimum along ``axis`` (of the flattened tensor when None); int64."""
+        return self._arg(np.argmin, "argmin", axis, keepdims, dim, keepdim)
+
+    def _arg(self, find: Callable, name: str, axis: Any, keepdims: bool, dim: Any,
+             keepdim: bool | None) -> "Tensor":
+        axis = axis_or_dim(name, axis, dim)
+        keepdims = keepdims_or_keepdim(name, keepdims, keepdim)
+        if self.data.size == 0:
+            raise ValueError(f"{name}() of an empty tensor of shape {self.shape}")
+        index = find(self.data, axis=axis, keepdims=keepdims)
+        return Tensor._make(np.asarray(index, dtype=np.int64), False)
 
     # --------------------------------------------------------------- shape
     def reshape(self, *shape: int | tuple[int, ...]) -> "Tensor":
@@ -342,11 +542,88 @@ class Tensor:
             shape = tuple(shape[0])
         return _ops.Reshape.apply(self, shape=shape)
 
+    def view(self, *shape: int | tuple[int, ...]) -> "Tensor":
+        """PyTorch's name for :meth:`reshape`: ``t.view(2, -1)`` or ``t.view((2, -1))``.
+
+        Like every op here it records its own backward; unlike PyTorch's, it
+        also accepts a tensor whose memory a view could not describe (it copies).
+        """
+        return self.reshape(*shape)
+
+    def unsqueeze(self, dim: int) -> "Tensor":
+        """Insert an axis of length 1 at ``dim`` (``-1`` appends one), as in PyTorch."""
+        return self.reshape(np.expand_dims(self.data, dim).shape)  # expand_dims names a bad dim
+
+    def squeeze(self, dim: int | tuple[int, ...] | None = None) -> "Tensor":
+        """Remove axes of length 1: all of them, or those among ``dim`` (as in PyTorch).
+
+        An axis in ``dim`` whose length is not 1 stays, without an error.
+        """
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+        rank = max(self.ndim, 1)  # a 0-d tensor has one axis to name, as in PyTorch
+        for d in dims:
+            if not -rank <= d < rank:
+                raise np.exceptions.AxisError(d, self.ndim, "squeeze")
+        drop = {d % rank for d in dims}
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in drop or n != 1))
+
     def transpose(self, *axes: int) -> "Tensor":
         """Permute the axes; with no arguments, reverse them (like NumPy)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return _ops.Transpose.apply(self, axes=axes or None)
+
+    # ---------------------------------------------------------------- dtype
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> "Tensor":
+        """This tensor in another dtype, like PyTorch's ``to``; differentiable.
+
+        ``t.to(minidl.float64)``, ``t.to(other_tensor)`` (its dtype) and
+        ``t.to("cpu")`` all work; ``"cpu"`` is minidl's only device, so it
+        changes nothing. In the same dtype it returns ``self``. Cast to
+        another floating dtype, the gradient flows back cast to this tensor's
+        dtype; cast to an integer or bool dtype, the result has no gradient.
+
+        Raises
+        ------
+        ValueError
+            For a device other than the CPU.
+        TypeError
+            For a dtype minidl tensors cannot hold.
+        """
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, str) and arg.split(":")[0] in _DEVICES:
+                device = arg
+            else:
+                dtype = arg
+        if device is not None and str(device) != "cpu":
+            raise ValueError(
+                f"to({device!r}): minidl runs on the CPU only (its data are NumPy arrays); "
+                "use 'cpu' or leave the device out"
+            )
+        if dtype is None or np.dtype(dtype) == self.dtype:
+            return self
+        target = np.dtype(dtype)
+        if target not in SUPPORTED_DTYPES:
+            raise TypeError(f"to({target}): minidl tensors hold {_SUPPORTED_NAMES}, not {target}")
+        if target not in FLOAT_DTYPES:
+            return Tensor._make(self.data.astype(target), False)  # no gradient to an integer
+        return _ops.Cast.apply(self, dtype=target)
+
+    def float(self) -> "Tensor":
+        """This tensor as float32 (``to(minidl.float32)``)."""
+        return self.to(np.float32)
+
+    def double(self) -> "Tensor":
+        """This tensor as float64 (``to(minidl.float64)``)."""
+        return self.to(np.float64)
+
+    def long(self) -> "Tensor":
+        """This tensor as int64 (``to(minidl.int64)``), with no gradient."""
+        return self.to(np.int64)
 
     # ---------------------------------------------------------- elementwise
     def exp(self) -> "Tensor":

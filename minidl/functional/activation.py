@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from minidl.autograd.function import Function
-from minidl.autograd.tensor import Tensor
+from minidl.autograd.tensor import Tensor, axis_or_dim
 
 
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -43,8 +43,10 @@ class Softmax(Function):
         return s * (g - (g * s).sum(axis=self.axis, keepdims=True))
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
+def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Softmax along ``axis``: ``exp(x) / sum(exp(x))``, computed without overflow.
+
+    ``axis`` (or ``dim``, PyTorch's name) defaults to the last axis.
 
     Examples
     --------
@@ -52,12 +54,15 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     >>> F.softmax(minidl.tensor([0.0, 0.0])).data
     array([0.5, 0.5], dtype=float32)
     """
-    return Softmax.apply(x, axis=axis)
+    axis = axis_or_dim("softmax", axis, dim)
+    return Softmax.apply(x, axis=-1 if axis is None else axis)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """``log(softmax(x))`` along ``axis``, stable for any magnitude of ``x``."""
-    return LogSoftmax.apply(x, axis=axis)
+def log_softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """``log(softmax(x))`` along ``axis`` (or ``dim``; the last by default), stable for any
+    magnitude of ``x``."""
+    axis = axis_or_dim("log_softmax", axis, dim)
+    return LogSoftmax.apply(x, axis=-1 if axis is None else axis)
 
 
 # NumPy has no erf; the C library's, through Python's math module, one element at a time.

@@ -48,10 +48,11 @@ def skew(ddp):
     during backward and those left for its end: DDP must still match them up.
     """
     params = list(ddp.module.parameters())
+    position = {id(param): i for i, param in enumerate(params)}  # by identity: == is elementwise
     calls = [0]
 
     def linger(param):
-        if (calls[0] + 3 * rank) % len(params) == params.index(param):
+        if (calls[0] + 3 * rank) % len(params) == position[id(param)]:
             time.sleep(0.003)
         calls[0] += 1
 
