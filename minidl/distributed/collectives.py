@@ -471,14 +471,19 @@ def _run(call: Call, schedule: Any, buf: np.ndarray, trace: Trace | None) -> np.
     next file to read.
     """
     flat = buf if buf.ndim == 1 else buf.reshape(-1)
-    outer = WATCH.enter(call)  # the executor tells the watchdog each round, too
+    # WATCH.enter(call) and WATCH.leave(outer), written out: this is every
+    # blocking collective's path, and two method calls would cost a 4 KiB
+    # all-reduce about 1% (benchmarks/bench_watchdog.py). The executor tells
+    # the watchdog each round, too.
+    watch = WATCH
+    outer, watch.state, watch.round = watch.state, (call,), None
     try:
         if schedule is None:
             _mpi_builtin(call, flat)
         else:
             executors.active.run(schedule, flat, call.op, call.comm, trace)
     finally:
-        WATCH.leave(outer)
+        watch.state = outer
     return flat
 
 
