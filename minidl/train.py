@@ -447,6 +447,22 @@ def build_schedule(
     return None
 
 
+def epoch_lr_factors(args: argparse.Namespace) -> list[float]:
+    """``--schedule``'s learning rate in each epoch, relative to ``--lr`` (1.0 in the first).
+
+    Read off :func:`build_schedule` itself, stepped as :func:`run` steps it,
+    so that servers applying ``lr * factor`` use the rates one process uses.
+    """
+    probe = optim.SGD([nn.Parameter(np.zeros(1, np.float32))], lr=1.0)
+    scheduler = build_schedule(args, probe)
+    factors = []
+    for _ in range(args.epochs):
+        factors.append(probe.param_groups[0]["lr"])
+        if scheduler:
+            scheduler.step()
+    return factors
+
+
 def epoch_loader(
     train, args: argparse.Namespace, epoch: int, rank: int, world_size: int
 ) -> DataLoader:
@@ -813,24 +829,36 @@ def run_parameter_server(args: argparse.Namespace, comm: Any) -> dict[str, float
     """``--parallel ps``: the first ``--servers`` ranks serve, the others train and push.
 
     The first worker prints, evaluates each epoch (after pulling) and writes
-    the metrics; the learning rate stays constant (the servers step without
-    epochs). At the end every rank sends its statistics to the first worker,
-    which prints the staleness of the gradients the servers applied.
+    the metrics. The servers apply ``--schedule`` on their own clock: the
+    factor of an epoch (:func:`epoch_lr_factors`) for each epoch's worth of
+    updates, ``steps_per_epoch`` of them in sync and SSP (one per step),
+    ``steps_per_epoch x workers`` in async (one per push); so sync with one
+    worker trains as one process does. At the end every rank sends its
+    statistics to the first worker, which prints the staleness of the
+    gradients the servers applied.
     """
     from tqdm import tqdm
 
     rank = comm.Get_rank()
     train, test = load_data(args)
     model = build_model(args.model, tuple(train[0][0].shape))
+    workers = comm.Get_size() - args.servers
+    # The servers' clock: one update per step in sync and SSP, one per push in async.
+    steps_per_epoch = len(epoch_loader(train, args, 1, 0, workers))
+    updates_per_epoch = steps_per_epoch * (workers if args.ps_mode == "async" else 1)
+    factors = epoch_lr_factors(args)
     ps = ParameterServer(model, comm=comm, servers=args.servers, mode=args.ps_mode,
                          staleness=args.staleness, optimizer=args.optimizer, lr=args.lr,
                          momentum=args.momentum if args.optimizer == "sgd" else 0.0,
-                         weight_decay=args.weight_decay)
+                         weight_decay=args.weight_decay,
+                         lr_schedule=lambda t: factors[min(t // updates_per_epoch,
+                                                           len(factors) - 1)])
     leader = args.servers  # the first worker: it prints
     say = print if rank == leader else _silent
     say(f"parameter servers: {args.servers} servers, {len(ps.workers)} workers, "
         f"mode {args.ps_mode}{f' (staleness {args.staleness})' if args.ps_mode == 'ssp' else ''}"
-        f"; learning rate {args.lr} throughout (the servers apply it; no schedule)")
+        f"; learning rate {args.lr}, schedule {args.schedule} stepped every "
+        f"{updates_per_epoch} updates of the servers (an epoch's)")
     delay = _straggling(args, rank)
     history, seconds = [], []
     if ps.is_server:

@@ -123,6 +123,85 @@ def test_a_server_does_not_wait_for_a_worker_that_closed():
     assert run_mpi(script, 3, timeout=60).results == [4, 1, 4]
 
 
+@pytest.mark.mpi
+def test_sync_applies_the_schedule_on_the_servers_clock_as_one_process_does():
+    # 2 workers, 5 steps; the learning rate halves every 2 server updates (steps in sync),
+    # as StepLR stepped after every step halves it in one process on the union of the batches.
+    script = """
+        import minidl
+        import minidl.functional as F
+        import numpy as np
+        from mpi4py import MPI
+        from minidl import nn, optim
+        from minidl.parallel import ParameterServer
+        from minidl.testing import report
+
+        def model():
+            minidl.manual_seed(0)
+            return nn.Sequential(nn.Linear(6, 10), nn.Tanh(), nn.Linear(10, 3))
+
+        rng = np.random.default_rng(1)
+        batches = [(rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8))
+                   for _ in range(5)]
+        alone = model()
+        opt = optim.SGD(alone.parameters(), lr=0.2, momentum=0.9)
+        schedule = optim.StepLR(opt, step_size=2, gamma=0.5)
+        for x, y in batches:
+            opt.zero_grad()
+            F.cross_entropy(alone(minidl.tensor(x)), y).backward()
+            opt.step()
+            schedule.step()
+
+        net = model()
+        ps = ParameterServer(net, lr=0.2, momentum=0.9, lr_schedule=lambda t: 0.5 ** (t // 2))
+        if ps.is_server:
+            ps.serve()
+            report(ps.stats.applied)
+        else:
+            mine = slice(4 * (ps.rank - 1), 4 * ps.rank)
+            for x, y in batches:
+                ps.pull()
+                net.zero_grad()
+                F.cross_entropy(net(minidl.tensor(x[mine])), y[mine]).backward()
+                ps.push()
+            ps.pull()
+            ps.close()
+            report(max(float(np.abs(a.data - b.data).max())
+                       for a, b in zip(net.parameters(), alone.parameters())))
+    """
+    applied, *differences = run_mpi(script, 3, timeout=60).results
+    assert applied == 5
+    assert all(d <= 1e-6 for d in differences), differences
+
+
+@pytest.mark.mpi
+def test_ranks_with_different_schedules_are_refused():
+    script = """
+        from mpi4py import MPI
+        from minidl import nn
+        from minidl.parallel import ParameterServer
+
+        rank = MPI.COMM_WORLD.rank
+        ParameterServer(nn.Linear(3, 2), lr_schedule=lambda t: 1.0 if rank == 0 else 0.5)
+    """
+    with pytest.raises(MPIJobError, match="rank 1's lr_schedule gives"):
+        run_mpi(script, 2, timeout=60)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"lr_schedule": "cosine"}, TypeError, "lr_schedule must be a function from the number of "
+                                           "updates applied to a learning-rate factor, or None; "
+                                           "got str"),
+    ({"lr_schedule": lambda t: 1.0 - t / 10}, ValueError,
+     r"lr_schedule\(100\) must be a finite number >= 0 \(the factor of lr for update 100\), "
+     r"got -9.0"),
+    ({"lr_schedule": lambda t: float("nan")}, ValueError, r"lr_schedule\(0\) must be a finite"),
+])
+def test_a_bad_schedule_is_named(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ParameterServer(nn.Linear(2, 2), **kwargs)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({}, r"servers must be an integer in \[1, 0\] on 1 ranks \(at least one rank must be a "
          r"worker\)"),

@@ -14,12 +14,17 @@ def staleness(stdout):
 
 
 @pytest.mark.mpi
-def test_sync_with_one_worker_trains_as_one_process():
-    flags = ["--model", "mlp", "--epochs", "3", "--schedule", "none"]
+@pytest.mark.parametrize("schedule", [[], ["--schedule", "none"]])
+def test_sync_with_one_worker_trains_as_one_process(schedule):
+    # The servers step the schedule (default cosine) every 46 updates, as one process
+    # steps it every epoch of 46 steps.
+    flags = ["--model", "mlp", "--epochs", "3", *schedule]
     one = train_on(1, *flags, "--parallel", "none")
     ps = train_on(2, *flags, "--parallel", "ps")
     assert abs(accuracy(ps.stdout) - accuracy(one.stdout)) <= 0.006  # at most two test digits
     assert staleness(ps.stdout) == {0: 3 * 46}  # 1442 digits in batches of 32: 46 a epoch
+    name = schedule[1] if schedule else "cosine"
+    assert f"schedule {name} stepped every 46 updates of the servers" in ps.stdout
 
 
 @pytest.mark.mpi

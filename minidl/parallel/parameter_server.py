@@ -36,9 +36,10 @@ open.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -54,6 +55,9 @@ MODES = ("sync", "ssp", "async")
 OPTIMIZERS = ("sgd", "adam")
 _PULL, _PARAMS, _PUSH, _CLOSE = 1, 2, 3, 4  # tags, on the parameter server's own communicator
 _LONGEST_SLEEP = 1e-3  # seconds a server sleeps between two polls, at most
+_SCHEDULE_PROBES = (0, 1, 2, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+"""Updates at which ``lr_schedule`` is evaluated at construction: validated on every rank and
+compared across the ranks (a function cannot be compared itself)."""
 
 
 @dataclass
@@ -115,6 +119,20 @@ class ParameterServer:
         ``"sgd"`` or ``"adam"``, applied by each server to its shard.
     lr, momentum, weight_decay : float
         The optimizer's hyper-parameters (``momentum`` for SGD only).
+    lr_schedule : callable, optional
+        The learning-rate schedule, on each server's own clock:
+        ``lr_schedule(t)`` is the factor by which the server multiplies
+        ``lr`` for its update number ``t`` (``t = 0, 1, ...``; PyTorch's
+        ``LambdaLR`` convention). A server applies one update per step in
+        ``"sync"`` and ``"ssp"`` (so a schedule stepped per epoch is
+        ``t // steps_per_epoch``), one per push in ``"async"`` (``W`` times
+        as many for ``W`` workers). None (the default) keeps ``lr``
+        throughout. Every rank passes the same schedule: it is evaluated
+        at construction at updates 0, 1, 2, 10, ..., 10**6, which must give
+        finite factors >= 0, and those values are compared across the ranks.
+        For example, a cosine over ``T`` updates::
+
+            lr_schedule=lambda t: 0.5 * (1 + math.cos(math.pi * min(t, T) / T))
 
     Attributes
     ----------
@@ -126,7 +144,8 @@ class ParameterServer:
 
     def __init__(self, model: Module, comm: Any = None, servers: int = 1, mode: str = "sync",
                  staleness: int = 0, optimizer: str = "sgd", lr: float = 0.01,
-                 momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+                 momentum: float = 0.0, weight_decay: float = 0.0,
+                 lr_schedule: Callable[[int], float] | None = None) -> None:
         comm = world(comm, "ParameterServer")
         p = comm.Get_size()
         if mode not in MODES:
@@ -141,6 +160,12 @@ class ParameterServer:
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"ParameterServer: optimizer must be one of "
                              f"{', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        if lr_schedule is not None and not callable(lr_schedule):
+            raise TypeError(f"ParameterServer: lr_schedule must be a function from the number "
+                            f"of updates applied to a learning-rate factor, or None; got "
+                            f"{type(lr_schedule).__name__}")
+        self.lr, self.lr_schedule = lr, lr_schedule
+        probes = [self._factor(t) for t in _SCHEDULE_PROBES] if lr_schedule is not None else None
         if isinstance(servers, bool) or not isinstance(servers, int) or not 1 <= servers < p:
             raise ValueError(f"ParameterServer: servers must be an integer in [1, {p - 1}] on "
                              f"{p} ranks (at least one rank must be a worker), got {servers!r}")
@@ -158,15 +183,21 @@ class ParameterServer:
         self.bounds = chunk_bounds(sum(self.sizes), servers)  # server k: [bounds[k], bounds[k+1])
         self.stats = PSStats()
         with watching(f"ParameterServer's construction on {p} ranks (collective)"):
-            mine = (mode, staleness, servers, optimizer, lr, momentum, weight_decay, self.sizes)
+            mine = (mode, staleness, servers, optimizer, lr, momentum, weight_decay, self.sizes,
+                    probes)
             everyone = comm.allgather(mine)  # once, small: pickling is fine
             for rank, theirs in enumerate(everyone):
-                if theirs != everyone[0]:
+                if theirs[:8] != everyone[0][:8]:
                     raise ValueError(
                         f"ParameterServer: rank {rank} has (mode, staleness, servers, optimizer, "
                         f"lr, momentum, weight_decay) = {theirs[:7]} and {len(theirs[7])} "
                         f"parameters, rank 0 {everyone[0][:7]} and {len(everyone[0][7])}: pass "
                         "the same model and arguments on every rank")
+                if theirs[8] != everyone[0][8]:
+                    raise ValueError(
+                        f"ParameterServer: rank {rank}'s lr_schedule gives {theirs[8]} at updates "
+                        f"{_SCHEDULE_PROBES}, rank 0's {everyone[0][8]}: pass the same schedule "
+                        "(or None) on every rank")
             self.comm = comm.Dup()  # its own tags
         if self.is_server:
             a, b = self.bounds[self.rank], self.bounds[self.rank + 1]
@@ -334,6 +365,8 @@ class ParameterServer:
         """
         total = pushes[0][0] if len(pushes) == 1 else np.sum([g for g, _, _ in pushes], axis=0)
         self.shard.grad = (total * scale).astype(self.dtype, copy=False)
+        if self.lr_schedule is not None:
+            self.optimizer.param_groups[0]["lr"] = self.lr * self._factor(self.stats.applied)
         self.optimizer.step()
         for _, pulled_at, worker in pushes:
             age = self.stats.applied - pulled_at
@@ -341,6 +374,15 @@ class ParameterServer:
             mine = self.stats.staleness_by_worker.setdefault(worker, {})
             mine[age] = mine.get(age, 0) + 1
         self.stats.applied += 1
+
+    def _factor(self, t: int) -> float:
+        """``lr_schedule(t)``, checked: a finite number >= 0."""
+        factor = self.lr_schedule(t)
+        if (isinstance(factor, bool) or not isinstance(factor, (int, float, np.floating))
+                or not math.isfinite(factor) or factor < 0):
+            raise ValueError(f"ParameterServer: lr_schedule({t}) must be a finite number >= 0 "
+                             f"(the factor of lr for update {t}), got {factor!r}")
+        return float(factor)
 
     def _answer(self, asking: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Send the shard to every pull the mode lets see it now; return those that must wait."""
