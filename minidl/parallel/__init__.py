@@ -18,7 +18,11 @@
   parallelism, one layer's weight split over the ranks (Megatron-LM's f and g);
 - :class:`ProcessGrid`: the ranks as a data × pipeline × tensor grid;
 - :class:`ParameterServer`: server ranks hold the parameters, worker ranks
-  pull and push, synchronously, stale-synchronously or asynchronously.
+  pull and push, synchronously, stale-synchronously or asynchronously;
+- :class:`Hogwild`: the ranks of one node update parameters in shared memory,
+  unlocked (Hogwild!) or one at a time; :func:`shared_counter_race` shows
+  the race on one shared number;
+- :class:`Straggler`: one rank made slow on purpose, to watch the others.
 
 Importing this package does not start MPI; the first collective does.
 """
@@ -26,6 +30,7 @@ Importing this package does not start MPI; the first collective does.
 from minidl.parallel.buckets import Bucket, assign_buckets
 from minidl.parallel.ddp import DistributedDataParallel
 from minidl.parallel.grid import ProcessGrid
+from minidl.parallel.hogwild import Hogwild, HogwildStats, shared_counter_race
 from minidl.parallel.naive import allreduce_gradients
 from minidl.parallel.observer import CommStats
 from minidl.parallel.parameter_server import ParameterServer, PSStats
@@ -42,6 +47,7 @@ from minidl.parallel.pipeline_schedules import (
 from minidl.parallel.reducer import Reducer
 from minidl.parallel.replicas import broadcast_parameters, check_same_architecture, parameters_hash
 from minidl.parallel.sampler import DistributedSampler
+from minidl.parallel.straggler import Straggler
 from minidl.parallel.tensor_parallel import (
     ColumnParallelLinear,
     RowParallelLinear,
@@ -54,5 +60,6 @@ __all__ = [
     "Bucket", "CommStats", "Pipeline", "PipelineStats", "SCHEDULES", "Action",
     "PipelineSimulation", "StageSchedule", "check_pipeline", "pipeline_schedule",
     "simulate_pipeline", "ColumnParallelLinear", "RowParallelLinear", "ProcessGrid",
-    "parallelize_linears", "ParameterServer", "PSStats",
+    "parallelize_linears", "ParameterServer", "PSStats", "Hogwild", "HogwildStats",
+    "shared_counter_race", "Straggler",
 ]
