@@ -11,6 +11,13 @@ Data-parallel on four ranks, each taking a quarter of every global batch
 
     mpiexec -n 4 python -m mpi4py -m minidl.train --algorithm ring --bucket-cap-mb 1
 
+Parameter servers (``--parallel ps``) and Hogwild! on one node, every rank
+writing its updates into shared parameters without locks (``--lock`` to
+serialise them); ``--straggler RANK:SECONDS`` slows one rank in every mode::
+
+    mpiexec -n 3 python -m mpi4py -m minidl.train --model mlp --parallel ps --ps-mode async
+    mpiexec -n 2 python -m mpi4py -m minidl.train --model mlp --parallel hogwild
+
 Every rank draws the same permutation of the training set each epoch and takes
 every ``p``-th sample of it, so the ``p`` ranks together train on exactly the
 global batches that one process would. Rank 0 alone prints, writes metrics,
@@ -52,9 +59,11 @@ from minidl.parallel import (
     SCHEDULES,
     DistributedDataParallel,
     DistributedSampler,
+    Hogwild,
     ParameterServer,
     Pipeline,
     ProcessGrid,
+    Straggler,
     parallelize_linears,
     pipeline_schedule,
 )
@@ -139,10 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     dp = p.add_argument_group("data parallelism (run under mpiexec)")
     dp.add_argument(
         "--parallel",
-        choices=["auto", "none", "ddp", "pipeline", "ps"],
+        choices=["auto", "none", "ddp", "pipeline", "ps", "hogwild"],
         default="auto",
         help="ddp: DistributedDataParallel over all ranks; pipeline: the model cut into "
-        "stages; ps: parameter servers and workers (see below); auto (default): ddp when "
+        "stages; ps: parameter servers and workers (see below); hogwild: every rank updates "
+        "parameters in shared memory, unlocked (one node); auto (default): ddp when "
         "mpiexec started more than one rank, none otherwise",
     )
     dp.add_argument(
@@ -195,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "--staleness steps ahead; async: no waiting (default: sync)")
     ps.add_argument("--staleness", type=int, help="SSP's bound, in steps (--ps-mode ssp)")
     ps.add_argument("--servers", type=int, default=1, help="server ranks (default: 1)")
+    hw = p.add_argument_group(
+        "Hogwild! (--parallel hogwild: every rank, one node, shared parameters)")
+    hw.add_argument("--lock", action="store_true",
+                    help="serialise the updates with the shared window's lock (no update lost; "
+                    "ranks wait for each other) instead of letting them race")
     p.add_argument("--straggler", metavar="RANK:SECONDS",
                    help="delay that rank's every step by SECONDS (to watch a slow worker)")
     return p
@@ -202,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 PS_FLAGS = {"ps_mode": "sync", "staleness": None, "servers": 1}
 """The parameter servers' flags and their defaults: any other value needs --parallel ps."""
+
+HOGWILD_FLAGS = {"lock": False}
+"""Hogwild's flags and their defaults: any other value needs --parallel hogwild."""
 
 PIPELINE_FLAGS = {"pipeline_schedule": "1f1b", "micro_batches": 4, "split": None,
                   "chunks": None, "dp": 1, "tp": 1}
@@ -251,7 +269,8 @@ def check_args(args: argparse.Namespace) -> None:
                          f"(see the warning above); use --kernels numpy")
     if args.parallel == "none" and (args.trace or args.no_overlap):
         raise UsageError("--trace and --no-overlap need --parallel ddp")
-    for mode, flags in (("pipeline", PIPELINE_FLAGS), ("ps", PS_FLAGS)):
+    for mode, flags in (("pipeline", PIPELINE_FLAGS), ("ps", PS_FLAGS),
+                        ("hogwild", HOGWILD_FLAGS)):
         given = [f"--{k.replace('_', '-')}" for k, default in flags.items()
                  if getattr(args, k) != default]
         if given and args.parallel != mode:
@@ -261,6 +280,8 @@ def check_args(args: argparse.Namespace) -> None:
         check_pipeline_args(args)
     if args.parallel == "ps":
         check_ps_args(args)
+    if args.parallel == "hogwild":
+        check_hogwild_args(args)
     if args.straggler is not None:
         check_straggler(args)
 
@@ -283,6 +304,19 @@ def check_ps_args(args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         raise UsageError("--checkpoint is not supported with --parallel ps yet (the servers "
                          "hold the parameters)")
+    if args.no_overlap or args.trace:
+        raise UsageError("--no-overlap and --trace are for --parallel ddp")
+
+
+def check_hogwild_args(args: argparse.Namespace) -> None:
+    """Hogwild's flags, and every rank on this node, as far as the launcher says before MPI."""
+    ranks, here = launched_ranks(), launched_ranks_here()
+    if here is not None and here != ranks:
+        raise UsageError(f"--parallel hogwild shares memory, so every rank must be on one node: "
+                         f"mpiexec started {ranks} ranks, {here} of them on this node")
+    if args.checkpoint is not None:
+        raise UsageError("--checkpoint is not supported with --parallel hogwild yet (each rank "
+                         "holds its own optimizer state)")
     if args.no_overlap or args.trace:
         raise UsageError("--no-overlap and --trace are for --parallel ddp")
 
@@ -407,6 +441,17 @@ def launched_ranks() -> int:
     return 1
 
 
+def launched_ranks_here() -> int | None:
+    """How many of the launcher's ranks run on this node, from its environment; None if unsaid.
+
+    MPICH's hydra sets ``MPI_LOCALNRANKS``, Open MPI ``OMPI_COMM_WORLD_LOCAL_SIZE``.
+    """
+    for var in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return None
+
+
 def load_data(args: argparse.Namespace):
     """The (train, test) datasets the flags ask for."""
     if args.dataset == "digits":
@@ -464,7 +509,8 @@ def epoch_lr_factors(args: argparse.Namespace) -> list[float]:
 
 
 def epoch_loader(
-    train, args: argparse.Namespace, epoch: int, rank: int, world_size: int
+    train, args: argparse.Namespace, epoch: int, rank: int, world_size: int,
+    batch_size: int | None = None,
 ) -> DataLoader:
     """This rank's batches for this epoch, a function of (seed, epoch) alone.
 
@@ -472,14 +518,16 @@ def epoch_loader(
     than from a generator that advances, is what lets a run resumed from a
     checkpoint see exactly the batches an uninterrupted run sees. With several
     ranks, each takes every ``world_size``-th sample of that same order, in
-    batches of ``batch_size / world_size``.
+    batches of ``batch_size / world_size`` (or of ``batch_size`` if given).
     """
     if world_size == 1:
         sampler = RandomSampler(train, seed=args.seed)
     else:
         sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, seed=args.seed)
     sampler.set_epoch(epoch)
-    return DataLoader(train, batch_size=args.batch_size // world_size, sampler=sampler)
+    if batch_size is None:
+        batch_size = args.batch_size // world_size
+    return DataLoader(train, batch_size=batch_size, sampler=sampler)
 
 
 @minidl.no_grad()
@@ -514,11 +562,11 @@ def train_epoch(
     loader: DataLoader,
     progress: Any,
     timer: StepTimer,
-    delay: float = 0.0,
+    straggler: Straggler | None = None,
 ) -> float:
     """One pass over ``loader``; returns the mean training loss on this rank.
 
-    ``delay``: seconds to sleep each step (``--straggler``), before the step's update.
+    ``straggler`` (``--straggler``) sleeps each step on its rank, before the step's update.
     """
     model.train()
     total, steps = 0.0, 0
@@ -533,7 +581,8 @@ def train_epoch(
         timer.forward += forward_done - began
         timer.backward += time.perf_counter() - forward_done
         timer.steps += 1
-        time.sleep(delay)
+        if straggler is not None:
+            straggler.step()
         optimizer.step()
         total += loss.item()
         steps += 1
@@ -671,8 +720,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     if args.kernels is not None:
         kernels.use(args.kernels)
     minidl.manual_seed(args.seed)
+    straggler = build_straggler(args, comm)
     if args.parallel == "ps":
-        return run_parameter_server(args, comm)
+        return run_parameter_server(args, comm, straggler)
+    if args.parallel == "hogwild":
+        return run_hogwild(args, comm, straggler)
     train, test = load_data(args)
     model = build_model(args.model, tuple(train[0][0].shape))
     grid = None
@@ -720,10 +772,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         ) as progress:
             began = time.perf_counter()
             if grid is not None:
-                train_loss = train_epoch_pipeline(net, optimizer, loader, progress)
+                train_loss = train_epoch_pipeline(net, optimizer, loader, progress, straggler)
             else:
-                train_loss = train_epoch(net, optimizer, loader, progress, timer,
-                                         _straggling(args, rank))
+                train_loss = train_epoch(net, optimizer, loader, progress, timer, straggler)
             seconds.append(time.perf_counter() - began)
         if scheduler:
             scheduler.step()
@@ -782,8 +833,11 @@ def build_pipeline(args: argparse.Namespace, model: nn.Module) -> tuple[ProcessG
 
 
 def train_epoch_pipeline(pipe: Pipeline, optimizer: optim.Optimizer, loader: DataLoader,
-                         progress: Any) -> float:
+                         progress: Any, straggler: Straggler | None = None) -> float:
     """One pass over ``loader`` through the pipeline; returns the mean training loss.
+
+    ``straggler`` (``--straggler``) sleeps before each step on its rank (its stage waits,
+    and the stages after it wait for it).
 
     A last batch with fewer samples than micro-batches is left out (the
     schedule has a micro-batch for each): at most ``micro_batches - 1`` samples
@@ -796,6 +850,8 @@ def train_epoch_pipeline(pipe: Pipeline, optimizer: optim.Optimizer, loader: Dat
             progress.update(1)
             continue
         optimizer.zero_grad()
+        if straggler is not None:
+            straggler.step()
         total += pipe.step(x.data, y.data, F.cross_entropy)  # the same on every rank
         optimizer.step()
         steps += 1
@@ -825,7 +881,8 @@ def report_pipeline_breakdown(pipe: Pipeline, grid: ProcessGrid, comm: Any, say:
             f"{post * 1e3:11.3f} {wait * 1e3:11.3f} {held:5d}")
 
 
-def run_parameter_server(args: argparse.Namespace, comm: Any) -> dict[str, float]:
+def run_parameter_server(args: argparse.Namespace, comm: Any,
+                         straggler: Straggler | None = None) -> dict[str, float]:
     """``--parallel ps``: the first ``--servers`` ranks serve, the others train and push.
 
     The first worker prints, evaluates each epoch (after pulling) and writes
@@ -859,7 +916,6 @@ def run_parameter_server(args: argparse.Namespace, comm: Any) -> dict[str, float
         f"mode {args.ps_mode}{f' (staleness {args.staleness})' if args.ps_mode == 'ssp' else ''}"
         f"; learning rate {args.lr}, schedule {args.schedule} stepped every "
         f"{updates_per_epoch} updates of the servers (an epoch's)")
-    delay = _straggling(args, rank)
     history, seconds = [], []
     if ps.is_server:
         ps.serve()
@@ -874,7 +930,8 @@ def run_parameter_server(args: argparse.Namespace, comm: Any) -> dict[str, float
                     model.zero_grad()
                     loss = F.cross_entropy(model(x), y)
                     loss.backward()
-                    time.sleep(delay)
+                    if straggler is not None:
+                        straggler.step()
                     ps.push()
                     total += loss.item()
                     progress.update(1)
@@ -904,9 +961,95 @@ def run_parameter_server(args: argparse.Namespace, comm: Any) -> dict[str, float
     return {"accuracy": final["accuracy"], "seconds_per_epoch": per_epoch}
 
 
-def _straggling(args: argparse.Namespace, rank: int) -> float:
-    """Seconds this rank sleeps each step: ``--straggler``'s, if it names this rank."""
-    return args.straggler[1] if args.straggler and args.straggler[0] == rank else 0.0
+def build_straggler(args: argparse.Namespace, comm: Any) -> Straggler | None:
+    """``--straggler``'s :class:`~minidl.parallel.Straggler` (None without the flag).
+
+    Its rank is one of ``MPI.COMM_WORLD``, in every mode (with ``--parallel
+    none``, each of several launched ranks trains alone, and the one named sleeps).
+    """
+    if args.straggler is None:
+        return None
+    if comm is None:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+    return Straggler(*args.straggler, comm=comm)
+
+
+def run_hogwild(args: argparse.Namespace, comm: Any,
+                straggler: Straggler | None = None) -> dict[str, float]:
+    """``--parallel hogwild``: every rank trains on its own data, all on shared parameters.
+
+    Each rank takes every ``P``-th sample of the epoch's order, in batches of
+    ``--batch-size``, and applies its own optimizer's update (its own
+    momentum, its own schedule stepped per epoch) straight into the shared
+    parameters: together the ranks make as many updates an epoch as one
+    process. Rank 0 prints its own training loss and evaluates the shared
+    parameters when it ends an epoch, while the others may still be writing
+    (no rank waits for another); the last epoch is evaluated once every rank
+    has finished. Then each rank's updates and lock waits are printed.
+    """
+    from tqdm import tqdm
+
+    rank, size = comm.Get_rank(), comm.Get_size()
+    train, test = load_data(args)
+    model = build_model(args.model, tuple(train[0][0].shape))
+    try:
+        hogwild = Hogwild(model, comm=comm, lock=args.lock)
+    except ValueError as exc:  # ranks on several nodes, which only MPI could tell
+        raise UsageError(f"--parallel hogwild: {exc}") from None
+    optimizer = build_optimizer(args, model)
+    scheduler = build_schedule(args, optimizer)
+    say = print if rank == 0 else _silent
+    say(f"hogwild: {size} ranks share the parameters (one node), updates "
+        f"{'one at a time, under the lock' if args.lock else 'unlocked, racing'}; each rank "
+        f"takes 1/{size} of the data in batches of {args.batch_size}; each epoch's line: rank "
+        "0's loss, and the shared parameters when rank 0 ended it")
+    history, seconds = [], []
+    for epoch in range(1, args.epochs + 1):
+        loader = epoch_loader(train, args, epoch, rank, size, batch_size=args.batch_size)
+        began, total = time.perf_counter(), 0.0
+        with tqdm(total=len(loader), desc=f"epoch {epoch}/{args.epochs}", leave=False,
+                  disable=args.no_progress or rank != 0, file=sys.stderr) as progress:
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                if straggler is not None:
+                    straggler.step()
+                hogwild.step(optimizer)
+                total += loss.item()
+                progress.update(1)
+        seconds.append(time.perf_counter() - began)
+        if scheduler:
+            scheduler.step()
+        if epoch == args.epochs:
+            hogwild.close()  # collective: waits for every rank's last update
+        if rank == 0:
+            test_loss, accuracy = evaluate(model, test)
+            row = {"epoch": epoch, "loss": total / max(len(loader), 1), "test_loss": test_loss,
+                   "accuracy": accuracy, "seconds": seconds[-1]}
+            history.append(row)
+            say(f"epoch {epoch:3d}  loss {row['loss']:.4f}  test loss {test_loss:.4f}  "
+                f"test accuracy {accuracy:.4f}  {seconds[-1]:.2f} s")
+            if args.metrics:
+                with open(args.metrics, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+    everyone = comm.gather(hogwild.stats, root=0)
+    if rank == 0:
+        say("hogwild updates per rank (update ms: one update's mean time, the lock's included; "
+            "lock wait s: in all, waiting for the lock while another rank updated):")
+        say(f"{'rank':>4s} {'updates':>8s} {'update ms':>10s} {'lock wait s':>12s}")
+        for r, stats in enumerate(everyone):
+            mean_ms = stats.update_seconds / max(stats.updates, 1) * 1e3
+            say(f"{r:4d} {stats.updates:8d} {mean_ms:10.3f} {stats.lock_seconds:12.3f}")
+        if args.plot and history:
+            plot_history(history, args.plot)
+    final = history[-1] if history else {"accuracy": float("nan")}
+    per_epoch = float(np.mean(seconds)) if seconds else 0.0
+    say(f"test accuracy: {final['accuracy']:.4f}")
+    say(f"time per epoch: {per_epoch:.2f} s")
+    return {"accuracy": final["accuracy"], "seconds_per_epoch": per_epoch}
 
 
 def report_staleness(everyone: list[tuple[bool, Any]], say: Any) -> None:
@@ -967,7 +1110,13 @@ def _traced(loader: DataLoader, net: Any, timeline: Timeline, trace: Trace, step
 
 
 def report_breakdown(net: DistributedDataParallel, timer: StepTimer, comm: Any, say: Any) -> None:
-    """Print, on rank 0, where each rank's time went in an average step."""
+    """Print, on rank 0, where each rank's time went in an average step.
+
+    The columns are :class:`~minidl.parallel.CommStats`' (see it for what
+    each measures): waiting includes the time blocked on the slowest rank,
+    not only communication that overlap did not hide, so it may exceed
+    the communication time on every rank.
+    """
     stats = net.stats
     steps = max(timer.steps, 1)
     mine = [
@@ -982,10 +1131,15 @@ def report_breakdown(net: DistributedDataParallel, timer: StepTimer, comm: Any, 
         return
     say(
         f"per-rank breakdown of one step (mean over {timer.steps} steps; "
-        "communication overlaps backward, waiting is what it did not hide; "
         f"algorithm {net.algorithm}, {len(net.buckets)} buckets, "
         f"overlap {'on' if net.overlap else 'off'}):"
     )
+    say("  comm ms: time in the calls that move the all-reduces (during backward and at its "
+        "end); it overlaps the other columns, it does not add to them")
+    say("  waiting ms: backward's end, until the gradients are averaged: waiting for the "
+        "slowest rank to finish its backward, for all-reduces that overlap did not hide, and "
+        "the all-reduces left to do then (also in comm); so it can exceed comm")
+    say("  backward ms: backward without that end")
     say(
         f"{'rank':>4s} {'forward ms':>11s} {'backward ms':>12s} {'comm ms':>8s} "
         f"{'waiting ms':>11s} {'sent KiB':>9s}"

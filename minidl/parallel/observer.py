@@ -35,12 +35,20 @@ class CommStats:
     allreduces : int
         Bucket all-reduces done.
     comm_seconds : float
-        Time this rank spent in communication calls: moving the all-reduces
-        in flight along from the gradient hooks (inside backward) and
-        reducing at backward's end (inside ``wait_seconds``). It overlaps the
-        other times rather than adding to them.
+        Time this rank spent inside calls that move messages: moving the
+        all-reduces in flight along from the gradient hooks (inside
+        backward), and at backward's end moving them along and running the
+        blocking all-reduces left (inside ``wait_seconds``). Time spent
+        waiting for another rank between those calls is not in it. It
+        overlaps the other times rather than adding to them.
     wait_seconds : float
-        Time backward's end spent blocked on all-reduces that overlap did not hide.
+        Time backward's end took, from its last gradient hook until every
+        bucket is averaged: waiting for the slowest rank to finish its
+        backward (the step check before bucket 0, the barrier before the
+        last bucket), waiting politely for all-reduces that overlap did not
+        hide, and the blocking all-reduces left at the end (also counted in
+        ``comm_seconds``). Because it includes the time blocked on the
+        slowest rank, it can exceed ``comm_seconds``, on every rank.
     bytes_sent : int
         Bytes this rank sent, counted from the schedules.
     """
