@@ -15,7 +15,16 @@ each parameter's ``.data`` a NumPy view into it. The model, its optimizer and
 ``state_dict`` go on working unchanged; every rank's ``optimizer.step()``
 now writes into the same memory. With ``lock=True`` each update holds the
 window's exclusive lock (``Win.Lock(0, MPI.LOCK_EXCLUSIVE)``): one rank
-updates at a time, no update is lost, and ranks wait for each other.
+updates at a time, no update is lost, and ranks wait for each other. A
+rank's loop, under ``mpiexec -n P python -m mpi4py``::
+
+    hogwild = Hogwild(model)                    # collective: rank 0's weights, shared
+    optimizer = optim.SGD(model.parameters(), lr=0.05)   # this rank's own
+    for x, y in my_batches:                     # each rank its own data
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        hogwild.step(optimizer)                 # optimizer.step(), counted (and locked)
+    hogwild.close()                             # collective: waits, copies out, frees
 
 :func:`shared_counter_race` shows the race on the smallest possible example:
 several ranks add 1 to one shared number, many times; unlocked, the total
@@ -92,8 +101,8 @@ def _allocate(node: Any, nbytes: int, itemsize: int) -> tuple[Any, Any]:
 def _barrier(win: Any, node: Any, what: str) -> None:
     """Wait for every rank of ``node``, with every store before it seen by every load after it.
 
-    ``Win.Sync`` is the memory barrier of a shared window (MPI-3.1 section
-    11.7, the unified model); MPI lets it be called only inside an access
+    ``Win.Sync`` is the memory barrier of a shared window (MPI-3's unified
+    memory model); MPI lets it be called only inside a passive-target
     epoch, hence the short ``Lock_all`` around it.
     """
     MPI = mpi_module()
@@ -126,9 +135,8 @@ class Hogwild:
         None means ``MPI.COMM_WORLD``. Every rank must be on one node.
     lock : bool, default False
         False: Hogwild!, updates race. True: each :meth:`step` holds the
-        window's exclusive lock (``Win.Lock(0, MPI.LOCK_EXCLUSIVE)``, valid on
-        a shared window: MPI-3.1 section 11.5.3; MPICH makes it a mutex in the
-        shared memory), so updates happen one at a time and none is lost.
+        window's exclusive lock (``Win.Lock(0, MPI.LOCK_EXCLUSIVE)``), so
+        updates happen one at a time and none is lost (see Notes).
 
     Attributes
     ----------
@@ -150,6 +158,16 @@ class Hogwild:
 
     Notes
     -----
+    Passive-target locks are valid on any window, shared ones included
+    (MPI-3.1, section "Lock"). The standard lets an implementation acquire
+    a lock lazily, at the first RMA call inside it, which would not guard
+    plain loads and stores; MPICH acquires it in ``Win.Lock`` on a shared
+    window, and the tests check that no update is lost under it. On an MPI
+    that acquires lazily, the portable lock is a mutex made of
+    ``Compare_and_swap`` on a window held in a ``Lock_all`` epoch. Inside
+    the lock, ``Win.Sync`` (the memory barrier of the unified memory model)
+    makes the last holder's stores visible.
+
     :meth:`close` frees the window; it is collective. It is never called at
     interpreter exit (what each rank still holds then depends on its garbage
     collector, and a collective there can hang): a window not closed is
