@@ -16,6 +16,21 @@ def updates(stdout):
             re.findall(r"^\s+(\d+)\s+(\d+)\s+[\d.]+\s+([\d.]+)$", stdout, re.MULTILINE)}
 
 
+def epoch_lines(stdout):
+    """Each epoch's losses and accuracy, without its seconds."""
+    return [line.rsplit("  ", 1)[0] for line in stdout.splitlines() if line.startswith("epoch")]
+
+
+@pytest.mark.mpi
+def test_one_rank_trains_as_one_process():
+    # Alone, nothing races: the shared memory is just where the parameters live.
+    flags = ["--model", "mlp", "--epochs", "3"]
+    one = train_on(1, *flags, "--parallel", "none")
+    hogwild = train_on(1, *flags, "--parallel", "hogwild")
+    assert epoch_lines(hogwild.stdout) == epoch_lines(one.stdout)
+    assert len(epoch_lines(one.stdout)) == 3
+
+
 @pytest.mark.mpi
 def test_two_racing_ranks_reach_95_percent_on_the_digits():
     result = train_on(2, "--model", "mlp", "--parallel", "hogwild")

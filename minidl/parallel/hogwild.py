@@ -142,7 +142,8 @@ class Hogwild:
     ----------
     comm : mpi4py.MPI.Intracomm
         The ranks that share the parameters (``comm``'s node, in ``comm``'s order).
-    rank : int
+    rank, size : int
+        This rank in :attr:`comm`, and its size.
     lock : bool
     flat : numpy.ndarray
         The shared parameters, flattened, in ``model.parameters()`` order; each
@@ -198,7 +199,7 @@ class Hogwild:
                         f"{everyone[0][1]} and lock={everyone[0][2]} (or other shapes): pass the "
                         "same model and arguments on every rank")
             self.comm = _node_of(comm, "Hogwild")
-            self.rank = self.comm.Get_rank()
+            self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
             n = sum(q.data.size for q in params)
             self.win, memory = _allocate(self.comm, n * dtype.itemsize, dtype.itemsize)
             self.flat = np.ndarray((n,), dtype, buffer=memory)
@@ -266,9 +267,10 @@ class Hogwild:
         self.closed = True
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"{self.flat.size} shared parameters"
-        return (f"<Hogwild rank {self.rank} of {self.comm.Get_size() if not self.closed else '?'}"
-                f": {state}, lock={self.lock}, {self.stats.updates} updates>")
+        state = "closed" if self.closed else (f"{len(self.params)} parameters "
+                                               f"({self.flat.size} values) shared")
+        return (f"<Hogwild rank {self.rank} of {self.size}: {state}, lock={self.lock}, "
+                f"{self.stats.updates} updates>")
 
 
 def shared_counter_race(increments: int, comm: Any = None, lock: bool = False) -> int:
