@@ -99,3 +99,12 @@ def test_hogwild_flags_are_checked_before_anything_runs(capsys, monkeypatch, tmp
     monkeypatch.chdir(tmp_path)  # where --checkpoint's folder is probed
     assert train.main(["--no-progress", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("parallel", ["none", "ddp", "pipeline", "ps", "hogwild"])
+def test_the_straggler_flag_runs_in_every_mode(parallel):
+    # One Straggler (minidl.parallel.Straggler) serves every mode; rank 1 sleeps 1 ms a step.
+    result = train_on(2, "--model", "mlp", "--epochs", "1", "--parallel", parallel,
+                      "--straggler", "1:0.001")
+    assert "test accuracy:" in result.stdout
