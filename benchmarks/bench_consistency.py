@@ -13,8 +13,10 @@ is the median over the passes, with the range.
    ``--epochs`` epochs by one server and ``--workers`` workers (a global batch
    of ``--batch`` samples split over the workers; SGD with momentum 0.9, a
    cosine learning rate on the servers' clock) in ``sync``, ``ssp`` (s = 1
-   and 4) and ``async`` (Downpour) modes, and by DDP on the workers' ranks
-   alone (the same batches, the same schedule per step). Each in three
+   and 4) and ``async`` (Downpour) modes; by DDP on the workers' ranks alone
+   (the same batches, the same schedule per step); and by Hogwild! on them,
+   unlocked and under the lock (each rank its share of each batch, at
+   ``lr / workers``, as async scales each push). Each in three
    conditions: every worker at full speed (``none``); the last worker
    sleeping ``--straggler`` seconds every step (``straggler``: a slow
    machine); every worker sleeping that long on a random half of its steps
@@ -62,12 +64,13 @@ import minidl
 import minidl.functional as F
 from minidl import kernels, models, nn, optim
 from minidl.data import load_digits
-from minidl.parallel import DistributedDataParallel, ParameterServer
+from minidl.parallel import DistributedDataParallel, Hogwild, ParameterServer
 from minidl.parallel.comm import wait_politely
 
 comm = MPI.COMM_WORLD
 rank, size = comm.Get_rank(), comm.Get_size()
-ROWS = (("sync", 0), ("ssp", 1), ("ssp", 4), ("async", 0), ("ddp", 0))
+ROWS = (("sync", 0), ("ssp", 1), ("ssp", 4), ("async", 0), ("ddp", 0), ("hogwild", 0),
+        ("hogwild+lock", 0))
 """The training rows: (mode, SSP's bound)."""
 CONDITIONS = ("none", "straggler", "jitter")
 """Who sleeps: nobody; the last worker every step; every worker on a random half of its steps."""
@@ -78,7 +81,9 @@ TIMELINES = (("sync", 0, "none"), ("sync", 0, "straggler"), ("ssp", 1, "straggle
 
 def label(mode: str, staleness: int) -> str:
     """A row's name in the tables."""
-    return {"sync": "sync PS", "async": "async PS", "ddp": "DDP"}.get(mode, f"SSP s={staleness}")
+    names = {"sync": "sync PS", "async": "async PS", "ddp": "DDP", "hogwild": "Hogwild",
+             "hogwild+lock": "Hogwild+lock"}
+    return names.get(mode, f"SSP s={staleness}")
 
 
 # -- the data and the model ------------------------------------------------------------------
@@ -234,6 +239,38 @@ def train_ddp(sub: Any, data: Digits, args: argparse.Namespace, condition: str) 
             "final": data.accuracy(net, snapshots[-1][1]), "waiting": ddp.stats.wait_seconds}
 
 
+def train_hogwild(sub: Any, data: Digits, args: argparse.Namespace, condition: str,
+                  lock: bool) -> dict:
+    """One run of Hogwild! on the ``args.workers`` ranks of ``sub``; what this rank saw.
+
+    Each rank takes its share of each global batch, as a worker does, with
+    ``lr / workers`` (as the async servers scale each push by ``1 / W``) and
+    its own momentum, and writes its updates into the shared parameters.
+    """
+    workers, net = sub.Get_size(), mlp()
+    hogwild = Hogwild(net, comm=sub, lock=lock)
+    opt = optim.SGD(net.parameters(), lr=args.lr / workers, momentum=0.9, weight_decay=5e-4)
+    steps = args.epochs * len(data.batches(1, 0, workers, args.batch))
+    naps = sleeps(condition, sub.Get_rank(), workers, steps, args.straggler)
+    snapshots, step = [], 0
+    sub.Barrier()
+    t0 = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        for x, y in data.batches(epoch, sub.Get_rank(), workers, args.batch):
+            opt.param_groups[0]["lr"] = args.lr / workers * cosine(step, steps)
+            opt.zero_grad()
+            F.cross_entropy(net(minidl.tensor(x)), y).backward()
+            time.sleep(naps[step])
+            hogwild.step(opt)
+            step += 1
+            snapshots.append((time.perf_counter() - t0, hogwild.flat.copy()))
+    wall = time.perf_counter() - t0
+    hogwild.close()  # collective: waits for every rank's last update
+    return {"wall": wall, "reach": first_reaching(data, net, snapshots, args.target),
+            "final": data.accuracy(net, flat_parameters(net)),
+            "waiting": hogwild.stats.lock_seconds}
+
+
 def first_reaching(data: Digits, net: nn.Module, snapshots: list, target: float) -> float | None:
     """The time of the first snapshot whose parameters reach ``target`` accuracy, or None."""
     for seconds, flat in snapshots:
@@ -245,9 +282,13 @@ def first_reaching(data: Digits, net: nn.Module, snapshots: list, target: float)
 def training_run(data: Digits, args: argparse.Namespace, mode: str, staleness: int,
                  condition: str) -> dict | None:
     """One row's run on every rank of the job (collective); rank 0 gets the row's numbers."""
-    if mode == "ddp":
+    if mode == "ddp" or mode.startswith("hogwild"):
         sub = subset(range(1, args.workers + 1))  # the workers' ranks; rank 0 sits it out
-        seen = train_ddp(sub, data, args, condition) if sub != MPI.COMM_NULL else None
+        seen = None
+        if sub != MPI.COMM_NULL and mode == "ddp":
+            seen = train_ddp(sub, data, args, condition)
+        elif sub != MPI.COMM_NULL:
+            seen = train_hogwild(sub, data, args, condition, lock=mode == "hogwild+lock")
     else:
         sub = subset(range(args.workers + 1))
         seen = (train_ps(sub, data, args, mode, staleness, condition)
@@ -427,19 +468,20 @@ def report_training(rows: dict, args: argparse.Namespace) -> None:
           f"worker {args.workers} sleeps {args.straggler * 1e3:.0f} ms every step; jitter: every "
           f"worker sleeps {args.straggler * 1e3:.0f} ms on a random half of its steps; median "
           f"(range) over {passes} interleaved passes")
-    print(f"{'row':>10s} {'slowdown':>9s} {'to target s':>18s} {'reached':>7s} "
+    print(f"{'row':>12s} {'slowdown':>9s} {'to target s':>18s} {'reached':>7s} "
           f"{'final accuracy':>22s} {'wall s':>18s} {'waiting':>8s}")
     for condition in CONDITIONS:
         for mode, s in ROWS:
             runs = rows[(mode, s, condition)]
             reached = [r["reach"] for r in runs if r["reach"] is not None]
             waiting = np.mean([np.mean(r["waiting"]) for r in runs])
-            print(f"{label(mode, s):>10s} {condition:>9s} {spread(reached):>18s} "
+            print(f"{label(mode, s):>12s} {condition:>9s} {spread(reached):>18s} "
                   f"{len(reached):3d}/{len(runs):<3d} "
                   f"{spread([r['final'] for r in runs], '{:.4f}'):>22s} "
                   f"{spread([r['wall'] for r in runs]):>18s} {waiting:8.0%}")
     print("  (to target: the first time a worker held parameters that reach it; waiting: the "
-          "workers' mean share of the run spent in pulls, DDP's in all-reduces)")
+          "workers' mean share of the run spent in pulls, DDP's in all-reduces, Hogwild's "
+          "waiting for the lock)")
     for condition in CONDITIONS:
         base = rows[("sync", 0, condition)]
         for mode, s in ROWS[1:]:
@@ -461,7 +503,7 @@ def report_staleness(rows: dict, args: argparse.Namespace) -> None:
           f"apply; count), summed over {args.passes} passes; worker {args.workers} is the "
           "straggler")
     columns = list(range(8))
-    print(f"{'row':>10s} {'slowdown':>9s} " + " ".join(f"{c:>5d}" for c in columns)
+    print(f"{'row':>12s} {'slowdown':>9s} " + " ".join(f"{c:>5d}" for c in columns)
           + f" {'8+':>5s} {'mean':>5s} {'max':>4s}   mean per worker")
     for condition in CONDITIONS:
         for mode, s in ROWS[:4]:
@@ -469,7 +511,7 @@ def report_staleness(rows: dict, args: argparse.Namespace) -> None:
             cells = [counts.get(c, 0) for c in columns]
             cells.append(sum(n for age, n in counts.items() if age > columns[-1]))
             means = ", ".join(f"w{w}: {mean_age(by_worker[w]):.2f}" for w in sorted(by_worker))
-            print(f"{label(mode, s):>10s} {condition:>9s} " + " ".join(f"{n:5d}" for n in cells)
+            print(f"{label(mode, s):>12s} {condition:>9s} " + " ".join(f"{n:5d}" for n in cells)
                   + f" {mean_age(counts):5.2f} {max(counts):4d}   {means}")
 
 
@@ -539,10 +581,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pushes", type=int, default=100, help="pushes per worker (capacity)")
     parser.add_argument("--json", type=Path, help="write every number and timeline here")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 1 epoch, 1 pass, 3 traced steps, small pushes")
+                        help="a smoke run: 1 epoch to 0.4 accuracy, 1 pass, 3 traced steps, "
+                        "small pushes")
     args = parser.parse_args(argv)
     if args.quick:
-        args.epochs, args.passes, args.timeline_steps = 1, 1, 3
+        args.epochs, args.passes, args.timeline_steps, args.target = 1, 1, 3, 0.4
         args.floats, args.pushes, args.straggler = 2**14, 10, 0.002
     if size < args.workers + 1 or args.workers < 1:
         parser.error(f"--workers {args.workers}: the training runs need at least 1 worker and "
