@@ -195,10 +195,31 @@ def test_leftover_process_check_sees_a_live_process(job_marker, processes_with):
     assert processes_with(job_marker) == []
 
 
-def test_report_outside_run_mpi_says_so(monkeypatch):
+def test_report_outside_run_mpi_prints_with_the_rank(monkeypatch, capsys):
     monkeypatch.delenv(RESULTS_ENV, raising=False)
-    with pytest.raises(RuntimeError, match="not started by run_mpi"):
-        report(42)
+    report({"loss": 0.25})
+    report("two\nlines")
+    assert capsys.readouterr().out == "[rank 0] {'loss': 0.25}\n[rank 0] two\n[rank 0] lines\n"
+
+
+# The script as a student runs it by hand: mpiexec, but no run_mpi to report to.
+REPORT_BY_HAND = """
+    import os
+    from mpi4py import MPI
+    from minidl.testing import report
+    from minidl.testing.mpi import RESULTS_ENV
+
+    del os.environ[RESULTS_ENV]
+    report({"rank": MPI.COMM_WORLD.rank, "square": MPI.COMM_WORLD.rank ** 2})
+"""
+
+
+@pytest.mark.mpi
+def test_report_under_mpiexec_without_run_mpi_prints_each_rank():
+    job = run_mpi(REPORT_BY_HAND, 3)
+    assert job.results == [None, None, None]
+    lines = sorted(line for line in job.stdout.splitlines() if line.startswith("[rank"))
+    assert lines == [f"[rank {r}] {{'rank': {r}, 'square': {r * r}}}" for r in range(3)]
 
 
 @pytest.mark.parametrize("script", ["no_such_job.py", "tests/no_such_job.py"])

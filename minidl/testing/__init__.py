@@ -3,7 +3,7 @@
 - :func:`gradcheck` compares an op's backward with float64 central differences.
 - :func:`run_mpi` runs a script on real ranks under ``mpiexec`` with a timeout
   that kills the whole process group, and :func:`report` sends each rank's
-  result back to the caller.
+  result back to the caller (or prints it, in a script started by hand).
 """
 
 from minidl.testing.gradcheck import gradcheck

@@ -270,21 +270,23 @@ def run_mpi(
 
 
 def report(obj: Any) -> None:
-    """Send ``obj`` from this rank back to the :func:`run_mpi` that started the job.
+    """Send ``obj`` from this rank back to the :func:`run_mpi` that started the job, or print it.
 
-    Pickles ``obj`` (NumPy arrays are welcome) to a file named after this
-    rank of ``MPI.COMM_WORLD``; :func:`run_mpi` returns it as
-    ``results[rank]``. If a rank reports twice, the last report wins.
+    Under :func:`run_mpi`, pickles ``obj`` (NumPy arrays are welcome) to a
+    file named after this rank of ``MPI.COMM_WORLD``; :func:`run_mpi`
+    returns it as ``results[rank]``. If a rank reports twice, the last
+    report wins.
+
+    Anywhere else (the script run by hand with ``mpiexec -n P python -m
+    mpi4py script.py``, or with plain ``python``), there is no one to send
+    it to, so it prints ``obj`` instead, each line prefixed with the rank,
+    as in ``[rank 0] {'loss': 0.25}``. So one script serves both as a test's
+    job and as a program a student runs.
 
     Parameters
     ----------
     obj : object
-        Anything picklable.
-
-    Raises
-    ------
-    RuntimeError
-        If called outside a job started by :func:`run_mpi`.
+        Anything picklable (under :func:`run_mpi`); anything at all otherwise.
 
     Examples
     --------
@@ -294,14 +296,17 @@ def report(obj: Any) -> None:
     >>> from mpi4py import MPI
     >>> from minidl.testing import report
     >>> report({"rank": MPI.COMM_WORLD.rank, "grad": np.arange(3.0)})  # doctest: +SKIP
+
+    Outside ``run_mpi`` it prints (rank 0 when MPI was never started):
+
+    >>> report({"loss": 0.25})
+    [rank 0] {'loss': 0.25}
     """
     results_dir = os.environ.get(RESULTS_ENV)
     if not results_dir:
-        raise RuntimeError(
-            "report() sends a rank's result back to minidl.testing.run_mpi, but this "
-            f"process was not started by run_mpi (the {RESULTS_ENV} environment "
-            "variable is not set). Start the script with run_mpi(script, nprocs)."
-        )
+        prefix = f"[rank {_rank_if_started()}] "
+        print(textwrap.indent(str(obj), prefix, lambda line: True), flush=True)
+        return
     from mpi4py import MPI  # imported here: importing minidl.testing must not start MPI
 
     rank = MPI.COMM_WORLD.Get_rank()
@@ -311,6 +316,17 @@ def report(obj: Any) -> None:
         pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
     # Rename last, so run_mpi never reads a half-written file from a killed rank.
     os.replace(partial, final)
+
+
+def _rank_if_started() -> int:
+    """This process's rank in ``MPI.COMM_WORLD`` if MPI is running, else 0.
+
+    Printing a report must not start MPI in a program that never did.
+    """
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
+        return 0
+    return mpi.COMM_WORLD.Get_rank()
 
 
 def _script_file(script: str | os.PathLike[str], workdir: Path) -> Path:
