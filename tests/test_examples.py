@@ -7,6 +7,7 @@ timeout that kills the whole job.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 
 from minidl.testing import run_mpi
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py"))
 COMMAND = re.compile(r"^# Run: mpiexec -n (\d+) python -m mpi4py examples/(\S+\.py)$")
 
 pytestmark = pytest.mark.mpi
@@ -32,3 +34,18 @@ def test_the_example_runs_as_its_first_line_says(script):
     assert match.group(2) == script.name
     job = run_mpi(script, int(match.group(1)), timeout=120)
     assert job.returncode == 0
+
+
+def test_ring_allreduce_writes_a_chrome_trace_where_asked(tmp_path):
+    path = tmp_path / "ring.json"
+    job = run_mpi(EXAMPLES_DIR / "ring_allreduce.py", 4, args=["--trace", path],
+                  timeout=120)
+    assert str(path) in job.stdout
+    document = json.loads(path.read_text())
+    spans = [e for e in document["traceEvents"] if e["ph"] == "X"]
+    # Every rank of the ring sends, receives and reduces: 2 (p - 1) sends each.
+    assert {e["pid"] for e in spans} == {0, 1, 2, 3}
+    for rank in range(4):
+        sends = [e for e in spans if e["pid"] == rank and e["cat"] == "send"]
+        assert len(sends) == 6
+        assert {e["args"]["peer"] for e in sends} == {(rank + 1) % 4}
