@@ -26,7 +26,9 @@ def test_the_lock_loses_no_addition_to_a_shared_counter():
           [r["unlocked"] for r in results])
     assert all(r["locked"] == 3 * 3000 for r in results)  # exact, on every rank
     assert len({r["unlocked"] for r in results}) == 1  # every rank reads the same count
-    assert all(3000 <= r["unlocked"] <= 9000 for r in results)  # each rank's own are there
+    # Not even each rank's own 3000 are safe: a rank preempted between its read and its write
+    # puts back a value from before all the additions the others made meanwhile.
+    assert all(2 <= r["unlocked"] <= 9000 for r in results)
 
 
 HOGWILD_STEPS = """
