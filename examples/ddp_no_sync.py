@@ -81,5 +81,7 @@ if rank == 0:
         s = ddp.stats
         print(f"  {label:>25}: {s.allreduces:2d} all-reduces, {s.bytes_sent:7d} bytes sent "
               "by rank 0; matches one process")
-    ratio = with_no_sync.stats.bytes_sent / every_time.stats.bytes_sent
-    print(f"no_sync sends {ratio:.2f} of the bytes (1/k = {1 / k:.2f}) for the same parameters")
+    if every_time.stats.bytes_sent:  # one rank alone sends nothing either way
+        ratio = with_no_sync.stats.bytes_sent / every_time.stats.bytes_sent
+        print(f"no_sync sends {ratio:.2f} of the bytes (1/k = {1 / k:.2f}) for the same "
+              "parameters")

@@ -53,14 +53,17 @@ def forgot_the_allgather(p, rank, n):
 comm = MPI.COMM_WORLD
 rank, p = comm.rank, comm.size
 
-# 1. In the simulator first: one process plays all p ranks, no MPI. It checks every
-#    send against its receive, and the result against NumPy's sum.
+# 1. In the simulator first: one process plays every rank, no MPI, so any p will do.
+#    It checks every send against its receive, and the result against NumPy's sum.
 if rank == 0:
-    print(D.schedule(bidirectional_ring, p, 0, 4 * p))
-    inputs = [np.arange(4 * p + 3, dtype=np.float64) * (r + 1) + r for r in range(p)]
-    outputs, _ = D.simulate(bidirectional_ring, inputs)
-    assert all(np.array_equal(out, sum(inputs)) for out in outputs)
-    print(f"\nsimulated on {p} ranks: every rank holds the sum")
+    print(D.schedule(bidirectional_ring, 4, 0, 16))
+    for sim_p in range(1, 9):
+        for n in (0, 1, 2 * sim_p - 1, 101):  # empty chunks, uneven chunks
+            inputs = [np.arange(n, dtype=np.float64) * (r + 1) + r for r in range(sim_p)]
+            outputs, _ = D.simulate(bidirectional_ring, inputs)
+            assert all(np.array_equal(out, sum(inputs)) for out in outputs), (sim_p, n)
+    print("\nsimulated on 1 to 8 ranks, 0 to 101 elements: every rank holds the sum")
+    inputs = [np.arange(101.0) * (r + 1) + r for r in range(4)]
     for broken in (wrong_neighbour, forgot_the_allgather):
         try:
             D.simulate(broken, inputs)
