@@ -69,8 +69,9 @@ from minidl.parallel.comm import wait_politely
 
 comm = MPI.COMM_WORLD
 rank, size = comm.Get_rank(), comm.Get_size()
-ROWS = (("sync", 0), ("ssp", 1), ("ssp", 4), ("async", 0), ("ddp", 0), ("hogwild", 0),
-        ("hogwild+lock", 0))
+ROWS = {"sync": ("sync", 0), "ssp1": ("ssp", 1), "ssp4": ("ssp", 4), "async": ("async", 0),
+        "ddp": ("ddp", 0), "hogwild": ("hogwild", 0), "hogwild+lock": ("hogwild+lock", 0)}
+"""The training rows, by the name ``--rows`` takes: (mode, SSP's bound)."""
 """The training rows: (mode, SSP's bound)."""
 CONDITIONS = ("none", "straggler", "jitter")
 """Who sleeps: nobody; the last worker every step; every worker on a random half of its steps."""
@@ -192,14 +193,16 @@ def train_ps(sub: Any, data: Digits, args: argparse.Namespace, mode: str, stalen
                 snapshots.append((pulled - t0, flat_parameters(net)))
                 net.zero_grad()
                 F.cross_entropy(net(minidl.tensor(x)), y).backward()
-                computed = time.perf_counter()
-                time.sleep(naps[ps.steps])
-                slept = time.perf_counter()
+                computed = slept = time.perf_counter()
+                if naps[ps.steps]:  # sleep(0) would still give the core away
+                    time.sleep(naps[ps.steps])
+                    slept = time.perf_counter()
                 ps.push()
                 if events is not None:
                     events += [("pull", began, pulled, 0, ps.steps - 1),
-                               ("compute", pulled, computed, -1, ps.steps - 1),
-                               ("straggle", computed, slept, -1, ps.steps - 1)]
+                               ("compute", pulled, computed, -1, ps.steps - 1)]
+                    if slept > computed:
+                        events.append(("straggle", computed, slept, -1, ps.steps - 1))
         ps.pull()
         snapshots.append((time.perf_counter() - t0, flat_parameters(net)))
         ps.close()
@@ -229,7 +232,8 @@ def train_ddp(sub: Any, data: Digits, args: argparse.Namespace, condition: str) 
             opt.param_groups[0]["lr"] = args.lr * cosine(step, steps)
             opt.zero_grad()
             F.cross_entropy(ddp(minidl.tensor(x)), y).backward()
-            time.sleep(naps[step])
+            if naps[step]:
+                time.sleep(naps[step])
             opt.step()
             step += 1
             snapshots.append((time.perf_counter() - t0, flat_parameters(net)))
@@ -260,7 +264,8 @@ def train_hogwild(sub: Any, data: Digits, args: argparse.Namespace, condition: s
             opt.param_groups[0]["lr"] = args.lr / workers * cosine(step, steps)
             opt.zero_grad()
             F.cross_entropy(net(minidl.tensor(x)), y).backward()
-            time.sleep(naps[step])
+            if naps[step]:
+                time.sleep(naps[step])
             hogwild.step(opt)
             step += 1
             snapshots.append((time.perf_counter() - t0, hogwild.flat.copy()))
@@ -318,8 +323,8 @@ class TracedComm:
 
     It stands in for ``ps.comm`` and passes every call through; a message of
     floats (parameters or a gradient, not the small integer headers) is noted
-    as ``("send" or "recv", time, time, peer, clock)`` when it is posted (a
-    worker's ``Isend``) or done (a server's ``Send`` and ``Recv``). A worker's
+    as ``("send" or "recv", time, time, peer, clock)`` when a send is posted
+    (``Send``, ``Isend``) and when a receive is done (``Recv``). A worker's
     receives are not noted here: its pull's end is.
     """
 
@@ -333,8 +338,8 @@ class TracedComm:
             self.events.append((kind, now, now, peer, clock))
 
     def Send(self, buf: np.ndarray, dest: int, tag: int) -> None:
+        self._note("send", dest, buf)  # before: a large Send returns once it is taken
         self.inner.Send(buf, dest, tag)
-        self._note("send", dest, buf)
 
     def Recv(self, buf: np.ndarray, source: int, tag: int) -> None:
         self.inner.Recv(buf, source, tag)
@@ -403,7 +408,7 @@ class _Limited(Digits):
 def timeline_summary(run: dict, workers: int) -> str:
     """One line: when each worker finished its steps, and how long each waited in pulls."""
     ranks = run["ranks"]
-    ends = [max((b for k, _, b, *_ in ranks[w] if k == "straggle"), default=0.0)
+    ends = [max((b for k, _, b, *_ in ranks[w] if k in ("compute", "straggle")), default=0.0)
             for w in range(1, workers + 1)]
     waits = [sum(b - a for k, a, b, *_ in ranks[w] if k == "pull") for w in range(1, workers + 1)]
     name = f"{label(run['mode'], run['staleness'])}, {run['condition']}"
@@ -470,8 +475,8 @@ def report_training(rows: dict, args: argparse.Namespace) -> None:
           f"(range) over {passes} interleaved passes")
     print(f"{'row':>12s} {'slowdown':>9s} {'to target s':>18s} {'reached':>7s} "
           f"{'final accuracy':>22s} {'wall s':>18s} {'waiting':>8s}")
-    for condition in CONDITIONS:
-        for mode, s in ROWS:
+    for condition in args.conditions:
+        for mode, s in args.rows:
             runs = rows[(mode, s, condition)]
             reached = [r["reach"] for r in runs if r["reach"] is not None]
             waiting = np.mean([np.mean(r["waiting"]) for r in runs])
@@ -482,9 +487,9 @@ def report_training(rows: dict, args: argparse.Namespace) -> None:
     print("  (to target: the first time a worker held parameters that reach it; waiting: the "
           "workers' mean share of the run spent in pulls, DDP's in all-reduces, Hogwild's "
           "waiting for the lock)")
-    for condition in CONDITIONS:
+    for condition in args.conditions:
         base = rows[("sync", 0, condition)]
-        for mode, s in ROWS[1:]:
+        for mode, s in args.rows[1:]:
             ratios = [r["reach"] / b["reach"] for r, b in zip(rows[(mode, s, condition)], base)
                       if r["reach"] is not None and b["reach"] is not None]
             missing = passes - len(ratios)
@@ -505,8 +510,8 @@ def report_staleness(rows: dict, args: argparse.Namespace) -> None:
     columns = list(range(8))
     print(f"{'row':>12s} {'slowdown':>9s} " + " ".join(f"{c:>5d}" for c in columns)
           + f" {'8+':>5s} {'mean':>5s} {'max':>4s}   mean per worker")
-    for condition in CONDITIONS:
-        for mode, s in ROWS[:4]:
+    for condition in args.conditions:
+        for mode, s in [(m, s) for m, s in args.rows if m in ("sync", "ssp", "async")]:
             counts, by_worker = histograms(rows[(mode, s, condition)])
             cells = [counts.get(c, 0) for c in columns]
             cells.append(sum(n for age, n in counts.items() if age > columns[-1]))
@@ -548,7 +553,7 @@ def report_capacity(capacity: dict, args: argparse.Namespace, cores: int) -> Non
     saturated = [w for w in ones if np.median([r["busy"] for r in capacity[(1, w)]]) >= 0.9]
     if saturated:
         print(f"one server is busy 90% of the time or more from {saturated[0]} workers on: "
-              "there it is the bottleneck, and more workers push no faster")
+              "there it is the bottleneck (compare the pushes per second beyond)")
     else:
         print("one server is never busy 90% of the time here: it is not the bottleneck yet")
     for w in sorted(w for s, w in capacity if s == 2):
@@ -579,6 +584,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="steps per worker in the traced runs")
     parser.add_argument("--floats", type=int, default=2**18, help="floats per push (capacity)")
     parser.add_argument("--pushes", type=int, default=100, help="pushes per worker (capacity)")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"training rows, comma-separated, sync first (default: all: "
+                        f"{','.join(ROWS)})")
+    parser.add_argument("--conditions", default=",".join(CONDITIONS),
+                        help=f"slowdowns, comma-separated (default: all: {','.join(CONDITIONS)})")
     parser.add_argument("--json", type=Path, help="write every number and timeline here")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1 epoch to 0.4 accuracy, 1 pass, 3 traced steps, "
@@ -590,6 +600,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if size < args.workers + 1 or args.workers < 1:
         parser.error(f"--workers {args.workers}: the training runs need at least 1 worker and "
                      f"a server, {args.workers + 1} ranks; mpiexec started {size}")
+    rows = args.rows.split(",")
+    if rows[0] != "sync" or not set(rows) <= set(ROWS):
+        parser.error(f"--rows must start with sync (the ratios' base) and name rows among "
+                     f"{', '.join(ROWS)}; got {args.rows!r}")
+    args.rows = [ROWS[name] for name in rows]
+    args.conditions = args.conditions.split(",")
+    if not set(args.conditions) <= set(CONDITIONS):
+        parser.error(f"--conditions must name some of {', '.join(CONDITIONS)}; "
+                     f"got {','.join(args.conditions)!r}")
     if args.floats < 1024:
         parser.error(f"--floats must be at least 1024 (a 1024-wide layer), got {args.floats}")
     return args
@@ -607,7 +626,7 @@ def main() -> None:
         print(f"bench_consistency: {size} ranks on {cores} cores ({crowded}); training rows use "
               f"{args.workers + 1} ranks, the capacity rows up to {size}")
 
-    names = [(m, s, c) for c in CONDITIONS for m, s in ROWS]
+    names = [(m, s, c) for c in args.conditions for m, s in args.rows]
     rows: dict = {name: [] for name in names}
     for k in range(args.passes):
         for name in names[k % len(names):] + names[: k % len(names)]:
