@@ -7,8 +7,8 @@ as long as its busiest rank (``minidl.distributed.cost``). ``calibrate``
 measures the three on this machine (and minidl's Python time per call), and
 ``Calibration.predict`` adds them up. This script then times real all-reduces
 of a few sizes and algorithms and prints predicted against measured. A model
-is a simplification: where it is off, and the reason, is printed at the end
-from the numbers of this run.
+is a simplification: where it is off is printed at the end from the numbers
+of this run, and beside it what the model leaves out.
 """
 
 import time
@@ -33,44 +33,57 @@ if rank == 0:
     print(f"what the model counts, ring on 8 MiB: {c.rounds} rounds, {c.messages} messages, "
           f"{c.wire_bytes} bytes on the wire, {c.reduced_bytes} reduced")
 
-# 2. Time them: every (size, algorithm) once per repeat, in turn, so that a slow
-#    moment of the machine slows all alike. A timing is 5 calls in a row (the
-#    ranks' uneven exit from the barrier then counts once, not 5 times), as long
-#    as its slowest rank. check=False: the model prices the schedule, not the
-#    agreement check that a call makes first by default.
-calls = 5
+# 2. Time them: every (size, algorithm) in turn, in each of 10 repeats, so that a
+#    slow moment of the machine slows all alike. Each turn times its first call
+#    alone, then 4 more in a row: the first comes right after other sizes' calls
+#    and a barrier, as in a program that does other work between all-reduces;
+#    the next ones find their buffers in the caches and the ranks in step, as
+#    calibrate() does. A time is its slowest rank's. check=False: the model
+#    prices the schedule, not the agreement check a call makes first by default.
 buffers = {n: np.ones(n // 4, dtype=np.float32) for n in sizes}
-times = {(n, a): [] for n in sizes for a in algorithms}
+first = {(n, a): [] for n in sizes for a in algorithms}
+warm = {case: [] for case in first}
 for repeat in range(10):
-    for n, a in times:
+    for n, a in first:
         comm.Barrier()
-        start = time.perf_counter()
-        for _ in range(calls):
+        t0 = time.perf_counter()
+        D.allreduce(buffers[n], algorithm=a, check=False)
+        t1 = time.perf_counter()
+        for _ in range(4):
             D.allreduce(buffers[n], algorithm=a, check=False)
-        elapsed = (time.perf_counter() - start) / calls
-        times[n, a].append(comm.allreduce(elapsed, op=MPI.MAX))
+        slowest = np.array([t1 - t0, (time.perf_counter() - t1) / 4])
+        comm.Allreduce(MPI.IN_PLACE, slowest, op=MPI.MAX)
+        first[n, a].append(slowest[0])
+        warm[n, a].append(slowest[1])
 
 # 3. Predicted against measured (medians of the 10 repeats).
 if rank == 0:
-    print(f"\n{'bytes':>8} {'algorithm':>19} {'predicted':>10} {'measured':>10} {'ratio':>6}")
-    ratios = {}
-    for (n, a), measured in times.items():
-        predicted = model.predict(a, p, n)
-        ratios[n, a] = np.median(measured) / predicted
-        print(f"{n:>8} {a:>19} {predicted * 1e6:>7.0f} us {np.median(measured) * 1e6:>7.0f} us "
-              f"{ratios[n, a]:>6.2f}")
+    print(f"\n{'bytes':>8} {'algorithm':>19} {'predicted':>10} {'measured':>10} {'ratio':>6} "
+          f"{'first call':>11}")
+    ratios, firsts = {}, []
+    for case in first:
+        n, a = case
+        predicted, measured = model.predict(a, p, n), np.median(warm[case])
+        ratios[case] = measured / predicted
+        firsts.append(np.median(first[case]) / measured)
+        print(f"{n:>8} {a:>19} {predicted * 1e6:>7.0f} us {measured * 1e6:>7.0f} us "
+              f"{ratios[case]:>6.2f} {np.median(first[case]) * 1e6:>8.0f} us")
     (n, a), worst = max(ratios.items(), key=lambda item: abs(np.log(item[1])))
     print(f"\nmeasured / predicted: the model is furthest off for {a} on {n} bytes "
-          f"({worst:.2f}x). Why it can be off, by size:")
+          f"({worst:.2f}x).")
     for label, group in (("short", sizes[:2]), ("long", sizes[2:])):
         median = float(np.median([r for (m, _), r in ratios.items() if m in group]))
         way = "more" if median > 1 else "less"
         print(f"- {label} buffers ({', '.join(map(str, group))} bytes) took {median:.2f}x the "
-              f"prediction, {way} than predicted, in the median.")
-    print("  For short buffers the model counts alpha, one bare Sendrecv of 8 bytes, per "
-          "message, and the Python of a call once; the executor's Python work in each round "
-          "is in neither.\n  For long buffers, beta and gamma are single slopes fitted to "
-          "1-64 MiB: a buffer that fits in the caches moves and reduces faster per byte than "
-          "that fit, one that does not slower.\n  At every size, where ranks share cores "
-          "(more ranks than cores, or other jobs), a rank's time includes waiting for a core, "
-          "which the model does not count.")
+              f"prediction in the median: {way} time than predicted.")
+    print(f"- a first call took {np.median(firsts):.2f}x the calls after it in the median.")
+    print("What the model leaves out, which can explain those numbers:\n"
+          "- per message it counts alpha, timed as one bare Sendrecv of 8 bytes, and the "
+          "Python of a call once: the executor's Python work in each round is in neither "
+          "(it weighs most on short buffers);\n"
+          "- beta and gamma are single slopes fitted to 1-64 MiB: a buffer that fits in the "
+          "caches moves and reduces faster per byte than that fit, a bigger one slower;\n"
+          "- it prices a call in steady state, as calibrate() times it: a first call after "
+          "other work may find its buffers out of the caches and the ranks out of step;\n"
+          "- where ranks share cores (more ranks than cores, or other jobs), a rank also "
+          "waits for a core.")
