@@ -137,7 +137,11 @@ for t, _, what in story(sync, STEP):
 # Drawn over three steps: each rank is a lane, time runs to the right,
 # arrows are messages (parameters from the server down, gradients up). The
 # grey stretches are a worker waiting for its pull: in sync mode, for the
-# slower worker's gradient to be applied.
+# slower worker's gradient to be applied. A message also waits to be
+# noticed: a server with nothing to do sleeps between two polls, a little
+# longer each time up to a millisecond, so as not to take a core from the
+# workers (this machine may have fewer cores than ranks), and sees a push or
+# a pull at its next poll.
 COLOURS = {"pull": "0.8", "compute": "C0", "straggle": "C1", "apply": "C2"}
 NAMES = {"pull": "waiting for its pull", "compute": "forward and backward",
          "straggle": "asleep (made slow)", "apply": "server's update"}
