@@ -40,7 +40,8 @@ if rank == 0:
 #    the next ones find their buffers in the caches and the ranks in step, as
 #    calibrate() does. A time is its slowest rank's. check=False: the model
 #    prices the schedule, not the agreement check a call makes first by default.
-buffers = {n: np.ones(n // 4, dtype=np.float32) for n in sizes}
+# Written zeros: they stay zeros however often they are summed (ones would reach inf).
+buffers = {n: np.full(n // 4, 0.0, dtype=np.float32) for n in sizes}
 first = {(n, a): [] for n in sizes for a in algorithms}
 warm = {case: [] for case in first}
 for repeat in range(10):
