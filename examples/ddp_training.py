@@ -11,6 +11,8 @@ same step one process takes on the union of the ranks' batches. After a few
 steps, this script trains that one process and compares the parameters.
 """
 
+from itertools import islice
+
 import numpy as np
 from mpi4py import MPI
 
@@ -44,7 +46,7 @@ sampler.set_epoch(epoch)
 loader = DataLoader(train, batch_size=batch_size, sampler=sampler)
 
 losses = []
-for step, (x, y) in zip(range(steps), loader):
+for x, y in islice(loader, steps):  # the first few batches of the epoch
     opt.zero_grad()
     loss = F.cross_entropy(ddp(x), y)  # the mean over this rank's 16 samples
     loss.backward()                    # returns with .grad averaged over the ranks
