@@ -72,7 +72,6 @@ rank, size = comm.Get_rank(), comm.Get_size()
 ROWS = {"sync": ("sync", 0), "ssp1": ("ssp", 1), "ssp4": ("ssp", 4), "async": ("async", 0),
         "ddp": ("ddp", 0), "hogwild": ("hogwild", 0), "hogwild+lock": ("hogwild+lock", 0)}
 """The training rows, by the name ``--rows`` takes: (mode, SSP's bound)."""
-"""The training rows: (mode, SSP's bound)."""
 CONDITIONS = ("none", "straggler", "jitter")
 """Who sleeps: nobody; the last worker every step; every worker on a random half of its steps."""
 TIMELINES = (("sync", 0, "none"), ("sync", 0, "straggler"), ("ssp", 1, "straggler"),
@@ -125,10 +124,12 @@ def mlp() -> nn.Sequential:
 
 
 def flat_parameters(net: nn.Module) -> np.ndarray:
+    """A copy of ``net``'s parameters, flattened into one array."""
     return np.concatenate([q.data.reshape(-1) for q in net.parameters()])
 
 
 def load_flat(net: nn.Module, flat: np.ndarray) -> None:
+    """Set ``net``'s parameters, in place, from one flat array (as :func:`flat_parameters`)."""
     offset = 0
     for q in net.parameters():
         q.data[...] = flat[offset : offset + q.data.size].reshape(q.data.shape)
@@ -467,6 +468,7 @@ def spread(values: list[float], fmt: str = "{:.2f}") -> str:
 
 
 def report_training(rows: dict, args: argparse.Namespace) -> None:
+    """Part 1: the accuracy and time table, then each row's ratio to sync."""
     passes = args.passes
     print(f"\n1. time to {args.target:.2f} test accuracy, and final accuracy: digits MLP, "
           f"{args.epochs} epochs, batch {args.batch} over {args.workers} workers; straggler: "
@@ -504,6 +506,7 @@ def report_training(rows: dict, args: argparse.Namespace) -> None:
 
 
 def report_staleness(rows: dict, args: argparse.Namespace) -> None:
+    """Part 2: the servers' staleness histograms, summed over the passes."""
     print(f"\n2. staleness of the applied gradients (updates between a worker's pull and the "
           f"apply; count), summed over {args.passes} passes; worker {args.workers} is the "
           "straggler")
@@ -540,6 +543,7 @@ def mean_age(hist: dict[int, int]) -> float:
 
 
 def report_capacity(capacity: dict, args: argparse.Namespace, cores: int) -> None:
+    """Part 4: pushes per second and the servers' busy share, 1 and 2 servers."""
     print(f"\n4. pushes per second into async servers from workers that compute nothing "
           f"({args.floats} floats per push, {args.pushes} pushes per worker; median (range) "
           f"over {args.passes} passes); busy: the servers' share of the run not asleep for want "
@@ -615,6 +619,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
+    """Run the four parts on every rank; rank 0 prints them (and writes --json)."""
     args = parse()
     kernels.set_num_threads(1)
     threadpool_limits(1, user_api="blas")  # one core per rank: the ranks share the machine
