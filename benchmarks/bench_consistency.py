@@ -272,9 +272,9 @@ def train_hogwild(sub: Any, data: Digits, args: argparse.Namespace, condition: s
             snapshots.append((time.perf_counter() - t0, hogwild.flat.copy()))
     wall = time.perf_counter() - t0
     hogwild.close()  # collective: waits for every rank's last update
+    final = data.accuracy(net, flat_parameters(net))  # before first_reaching loads others
     return {"wall": wall, "reach": first_reaching(data, net, snapshots, args.target),
-            "final": data.accuracy(net, flat_parameters(net)),
-            "waiting": hogwild.stats.lock_seconds}
+            "final": final, "waiting": hogwild.stats.lock_seconds}
 
 
 def first_reaching(data: Digits, net: nn.Module, snapshots: list, target: float) -> float | None:
