@@ -66,6 +66,8 @@ def _count_consumers(root: Tensor) -> dict[int, int]:
     Raises the RuntimeError of :data:`SECOND_BACKWARD` on reaching an op whose
     graph an earlier backward released.
     """
+    # BEGIN SOLUTION topological-order
+    # walk the graph from root with an explicit stack and count each tensor's consumers
     consumers: dict[int, int] = {}
     stack = [root]
     while stack:
@@ -83,6 +85,7 @@ def _count_consumers(root: Tensor) -> dict[int, int]:
                 stack.append(parent)
             consumers[key] += 1
     return consumers
+    # END SOLUTION
 
 
 def _initial_grad(root: Tensor, grad: Any) -> np.ndarray:

@@ -103,6 +103,8 @@ class MatMul(Function):
 
     def backward(self, g):
         a, b = self.a, self.b
+        # BEGIN SOLUTION matmul-backward
+        # return (g @ b^T, a^T @ g), treating 1-D operands as a row or a column
         if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
             return g * b, g * a
         # Treat 1-D operands as a row (left) or a column (right), as matmul does.
@@ -120,6 +122,7 @@ class MatMul(Function):
             gb = np.swapaxes(a2, -1, -2) @ g
             gb = unbroadcast(gb[..., 0] if b.ndim == 1 else gb, b.shape)
         return ga, gb
+        # END SOLUTION
 
 
 class Maximum(Function):
@@ -262,9 +265,12 @@ class Sum(Function):
         return np.sum(x, axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, g):
+        # BEGIN SOLUTION reduction-backward
+        # put the reduced axes back into g, then broadcast it to the input's shape
         return np.broadcast_to(
             _keep_reduced_axes(g, self.shape, self.axis, self.keepdims), self.shape
         )
+        # END SOLUTION
 
 
 class Mean(Function):
@@ -278,8 +284,11 @@ class Mean(Function):
         return out
 
     def backward(self, g):
+        # BEGIN SOLUTION reduction-backward
+        # like Sum's backward, divided by the number of elements each output averaged
         g = _keep_reduced_axes(g, self.shape, self.axis, self.keepdims)
         return np.broadcast_to(g / self.count, self.shape)
+        # END SOLUTION
 
 
 class Max(Function):

@@ -40,6 +40,8 @@ def ring_reduce_scatter(p: int, rank: int, n: int) -> Iterator[Round]:
     Round
         ``p - 1`` rounds, each one send and one reduce of ``n / p`` elements.
     """
+    # BEGIN SOLUTION ring-reduce-scatter
+    # p - 1 rounds: send one chunk to the right, reduce the next from the left
     bounds = chunk_bounds(n, p)
     right, left = (rank + 1) % p, (rank - 1) % p
     for s in range(p - 1):
@@ -47,6 +49,7 @@ def ring_reduce_scatter(p: int, rank: int, n: int) -> Iterator[Round]:
             send(right, bounds, (rank - s - 1) % p),
             reduce_from(left, bounds, (rank - s - 2) % p),
         )
+    # END SOLUTION
 
 
 def ring_allgather(p: int, rank: int, n: int) -> Iterator[Round]:
@@ -70,6 +73,8 @@ def ring_allgather(p: int, rank: int, n: int) -> Iterator[Round]:
     Round
         ``p - 1`` rounds, each one send and one copy of ``n / p`` elements.
     """
+    # BEGIN SOLUTION ring-allgather
+    # p - 1 rounds: forward one chunk to the right, copy the next from the left
     bounds = chunk_bounds(n, p)
     right, left = (rank + 1) % p, (rank - 1) % p
     for s in range(p - 1):
@@ -77,6 +82,7 @@ def ring_allgather(p: int, rank: int, n: int) -> Iterator[Round]:
             send(right, bounds, (rank - s) % p),
             copy_from(left, bounds, (rank - s - 1) % p),
         )
+    # END SOLUTION
 
 
 def ring_allreduce(p: int, rank: int, n: int) -> Iterator[Round]:

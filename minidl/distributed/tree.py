@@ -78,6 +78,8 @@ def binomial_broadcast(p: int, rank: int, n: int) -> Iterator[Round]:
     Round
         ``ceil(lg p)`` rounds; in each, a rank sends or copies the whole buffer, or idles.
     """
+    # BEGIN SOLUTION binomial-broadcast
+    # ceil(lg p) rounds, distance halving: a rank with the data sends it rank + distance away
     whole = chunk_bounds(n, 1)
     for k in reversed(range(tree_depth(p))):
         distance = 1 << k
@@ -88,6 +90,7 @@ def binomial_broadcast(p: int, rank: int, n: int) -> Iterator[Round]:
             yield Round.of(copy_from(rank - distance, whole, 0))
         else:
             yield Round()
+    # END SOLUTION
 
 
 def scatter_allgather_broadcast(p: int, rank: int, n: int) -> Iterator[Round]:

@@ -36,6 +36,8 @@ class Conv2d(Function):
         if b is not None and b.shape != (w.shape[0],):
             raise ValueError(f"conv2d: the bias has shape {b.shape}, but the weight of shape "
                              f"{w.shape} has {w.shape[0]} filters: expected ({w.shape[0]},)")
+        # BEGIN SOLUTION conv2d
+        # unfold x with K.im2col, then one matrix product with the weight, plus the bias
         n, f = x.shape[0], w.shape[0]
         self.x_shape, self.w = x.shape, w
         self.cols = K.im2col(x, w.shape[2:], self.stride, self.padding)  # (C*KH*KW, N*OH*OW)
@@ -44,8 +46,11 @@ class Conv2d(Function):
             out += b[:, None]
         oh, ow = _out_size(x.shape, w.shape[2:], self.stride, self.padding)
         return np.ascontiguousarray(out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))
+        # END SOLUTION
 
     def backward(self, g):
+        # BEGIN SOLUTION conv2d
+        # gradients of the matrix product: K.col2im for x, g @ cols.T for w, sum for b
         w = self.w
         f = w.shape[0]
         g2 = g.transpose(1, 0, 2, 3).reshape(f, -1)  # back to (F, N*OH*OW)
@@ -59,6 +64,7 @@ class Conv2d(Function):
         if len(self.needs_grad) == 2:
             return gx, gw
         return gx, gw, g2.sum(axis=1)
+        # END SOLUTION
 
 
 def _out_size(x_shape, kernel, stride, padding) -> tuple[int, int]:

@@ -328,9 +328,12 @@ def im2col(
     """
     x = float_array(x, "x", "im2col")
     g = window_geometry(x.shape, kernel_size, stride, padding, name="im2col")
+    # BEGIN SOLUTION im2col
+    # copy each padded, strided window into a column, rows in (c, kh, kw) order
     windows = _windows(_pad(x, g), g)  # (N, C, OH, OW, KH, KW), a view
     # Bring the window's own axes (C, KH, KW) first; reshape then copies once.
     return windows.transpose(1, 4, 5, 0, 2, 3).reshape(g.c * g.kh * g.kw, g.n * g.oh * g.ow)
+    # END SOLUTION
 
 
 def col2im(
@@ -379,6 +382,8 @@ def col2im(
     cols = float_array(cols, "cols", "col2im")
     g = window_geometry(x_shape, kernel_size, stride, padding, name="col2im")
     check_shape(cols, (g.c * g.kh * g.kw, g.n * g.oh * g.ow), "cols", g, name="col2im")
+    # BEGIN SOLUTION col2im
+    # add each row (c, kh, kw) of cols back into the padded pixels it came from, then crop
     xp = np.zeros((g.n, g.c, g.h + 2 * g.ph, g.w + 2 * g.pw), dtype=cols.dtype)
     shifted = cols.reshape(g.c, g.kh, g.kw, g.n, g.oh, g.ow)
     for kh in range(g.kh):
@@ -387,6 +392,7 @@ def col2im(
             columns = slice(kw, kw + g.sw * g.ow, g.sw)
             xp[:, :, rows, columns] += shifted[:, kh, kw].transpose(1, 0, 2, 3)
     return np.ascontiguousarray(xp[:, :, g.ph : g.ph + g.h, g.pw : g.pw + g.w])
+    # END SOLUTION
 
 
 def maxpool2d_forward(
@@ -443,6 +449,8 @@ def maxpool2d_forward(
     """
     x = float_array(x, "x", "maxpool2d_forward")
     g = pool_geometry(x.shape, kernel_size, stride, padding, name="maxpool2d_forward")
+    # BEGIN SOLUTION maxpool2d
+    # the maximum of each window (padding is -inf) and its flat index h * W + w
     windows = _windows(_pad(x, g, -np.inf), g)  # (N, C, OH, OW, KH, KW), a view
     flat = windows.reshape(g.n, g.c, g.oh, g.ow, g.kh * g.kw)  # copies once
     first = np.argmax(flat, axis=-1)  # the first maximum, or the first NaN
@@ -457,6 +465,7 @@ def maxpool2d_forward(
     # argmax may pick a padding cell; take the window's first input cell.
     indices = np.where(indices == end, cell.min(axis=-1), indices)
     return out, indices
+    # END SOLUTION
 
 
 def maxpool2d_backward(
@@ -510,12 +519,15 @@ def maxpool2d_backward(
     check_shape(grad_out, (g.n, g.c, g.oh, g.ow), "grad_out", g, name=name)
     check_indices(indices, g, name=name)
     check_index_range(indices, g, name=name)
+    # BEGIN SOLUTION maxpool2d
+    # add each grad_out element into the input element that won its window
     planes = g.n * g.c
     grad_x = np.zeros((planes, g.h * g.w), dtype=grad_out.dtype)
     # One flat index per output element: plane p's image starts at p * H*W.
     flat = (np.arange(planes)[:, None] * (g.h * g.w) + indices.reshape(planes, -1)).ravel()
     np.add.at(grad_x.ravel(), flat, grad_out.ravel())
     return grad_x.reshape(g.n, g.c, g.h, g.w)
+    # END SOLUTION
 
 
 def pool_geometry(

@@ -64,6 +64,8 @@ class Adam(Optimizer):
 
     def _adam_update(self, p: Tensor, g: np.ndarray, group: dict[str, Any]) -> None:
         """Move ``p`` one Adam step along the gradient ``g``, updating its moments."""
+        # BEGIN SOLUTION adam
+        # update the moments m and v in state, then step with bias-corrected m / (sqrt(v) + eps)
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         state = self.state.setdefault(id(p), {})
         if "step" not in state:
@@ -76,6 +78,7 @@ class Adam(Optimizer):
         v += (1 - beta2) * g * g
         denom = np.sqrt(v / (1 - beta2**t)) + eps
         p.data -= (lr / (1 - beta1**t)) * m / denom
+        # END SOLUTION
 
 
 class AdamW(Adam):

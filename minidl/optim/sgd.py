@@ -59,6 +59,8 @@ class SGD(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                # BEGIN SOLUTION sgd
+                # decay into g, then the momentum buffer (or Nesterov), then p -= lr * g
                 g = p.grad
                 if wd:
                     g = g + wd * p.data
@@ -72,3 +74,4 @@ class SGD(Optimizer):
                         buf += (1 - group["dampening"]) * g
                     g = g + momentum * buf if group["nesterov"] else buf
                 p.data -= lr * g
+                # END SOLUTION

@@ -73,6 +73,8 @@ def assign_buckets(named_params: list[tuple[str, Parameter]], cap_bytes: float) 
     list of Bucket
         With zeroed buffers; nothing is attached to the parameters yet.
     """
+    # BEGIN SOLUTION buckets
+    # walk the parameters last first; start a new bucket when the cap or the dtype says so
     groups: list[list[tuple[str, Parameter]]] = []
     size = 0
     for name, p in reversed(named_params):
@@ -92,3 +94,4 @@ def assign_buckets(named_params: list[tuple[str, Parameter]], cap_bytes: float) 
             )
         )
     return buckets
+    # END SOLUTION

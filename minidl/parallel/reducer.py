@@ -106,6 +106,8 @@ class Reducer:
             _attach(bucket, i)
         bucket.pending -= 1
         if self.overlapping:
+            # BEGIN SOLUTION overlap
+            # queue the buckets now full, in bucket order, and move the all-reduces along
             # Launch in bucket order only, so that every rank starts the same
             # all-reduces in the same order whatever order hooks fire in. The
             # last bucket holds the first layer's gradients, the last ones
@@ -116,6 +118,7 @@ class Reducer:
                 self._next += 1
             if self._in_flight is not None or self._ready:
                 self._progress()
+            # END SOLUTION
 
     def _progress(self) -> None:
         """Move the all-reduce in flight along; once it is done, average it and start the next.
@@ -123,6 +126,8 @@ class Reducer:
         One at a time (they share the communicator's tags), in bucket order,
         as far as they go without blocking; bucket 0 waits for the step check.
         """
+        # BEGIN SOLUTION overlap
+        # test the request in flight; when done, average its bucket and start the next ready one
         with self.observer.communicating():
             while True:
                 if self._in_flight is not None:
@@ -136,6 +141,7 @@ class Reducer:
                     return
                 bucket = self._ready.popleft()
                 self._in_flight = (bucket, self._start(bucket))
+        # END SOLUTION
 
     def _start(self, bucket: Bucket) -> CollectiveRequest:
         """Start one bucket's all-reduce without blocking."""
@@ -187,11 +193,14 @@ class Reducer:
 
     def _average(self, bucket: Bucket) -> None:
         """Divide a reduced bucket by the number of ranks: the sum becomes the mean."""
+        # BEGIN SOLUTION average-gradients
+        # the all-reduce summed the bucket over the ranks: divide it by their number, in place
         p = self.world_size
         if p & (p - 1) == 0:
             bucket.data *= 1.0 / p  # the same bits as dividing (a power of two), twice as fast
         else:
             bucket.data /= p
+        # END SOLUTION
         self.observer.bucket_done(bucket)
 
     def _reset_pass(self) -> None:
