@@ -346,7 +346,8 @@ plt.show()
 # workers' share of it spent waiting. Sync and DDP compute the same updates
 # from the same batches, so they end at the same accuracy; they differ in
 # how the gradients travel (through a server, or by an all-reduce between
-# the workers). The staleness histograms follow, then the traced timelines
+# the workers). Hogwild! sends no messages at all: its workers only compute
+# and write. The staleness histograms follow, then the traced timelines
 # and the capacity of one server: pushes per second as workers are added,
 # and the share of its time the server was busy. A server busy nearly all
 # the time is the bottleneck, and more workers can only queue up behind it
