@@ -150,8 +150,12 @@ def sleeps(condition: str, worker: int, workers: int, steps: int, delay: float) 
     return np.zeros(steps)
 
 
-def settle(wait: float = 2e-4) -> None:
-    """Every rank of the job meets here; idle ranks wait without taking a core."""
+def settle(wait: float = 2e-3) -> None:
+    """Every rank of the job meets here; idle ranks wait without taking a core.
+
+    The ranks a row leaves out wait here for the whole row: they sleep up to
+    ``wait`` seconds between polls, so as to take almost no time from it.
+    """
     wait_politely(comm.Ibarrier(), longest_sleep=wait, what="bench_consistency: between runs")
 
 

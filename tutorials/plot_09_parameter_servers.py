@@ -192,11 +192,12 @@ plt.show()
 # -------------------------------------------------------------------------
 # Now worker 2 sleeps 4 ms in every step (orange), a slow machine. In sync
 # mode worker 1 waits for it at every pull: both advance at the straggler's
-# pace. In async mode nobody waits: worker 1 finishes its steps long before
-# worker 2, and the server applies each gradient on arrival. SSP with
-# ``s = 1`` lets worker 1 run one step ahead, and no further: it waits at
-# the pull of the step after that, and from then on runs at the straggler's
-# pace, one step ahead. The same six steps each, on one time axis:
+# pace. In async mode nobody waits for anybody: worker 1 goes through its
+# steps as fast as its own pulls are answered, and the server applies each
+# gradient on arrival. SSP with ``s = 1`` lets worker 1 run one step ahead,
+# and no further: it waits at the pull of the step after that, and from then
+# on runs at the straggler's pace, one step ahead. The same six steps each,
+# on one time axis:
 fig, axes = plt.subplots(3, 1, figsize=(11, 6.5), sharex=True, constrained_layout=True)
 for ax, (key, title) in zip(axes, [
         (("sync", 0, "straggler"), "sync: worker 1 waits for worker 2 at every pull"),
