@@ -66,7 +66,7 @@ fig.tight_layout()
 # 1x8x8 image to 32 channels of 2x2, and two linear layers map those 128
 # numbers to 10 class scores (logits). Each ``Conv2d`` runs as im2col and one
 # matrix product, and each ``MaxPool2d`` as the compiled pooling kernel (see
-# the tutorial on kernels).
+# the next tutorial, :ref:`sphx_glr_tutorials_plot_04_kernels.py`).
 model = models.lenet(8)
 print(model)
 print("parameters:", sum(p.data.size for p in model.parameters()))
