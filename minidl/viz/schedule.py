@@ -12,10 +12,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from minidl.distributed.schedules import ROOTED, check_layout, resolve, rounds_of
 from minidl.distributed.steps import ScheduleFn
 
 _LABEL_UP_TO = 8  # chunk labels on every arrow for at most this many ranks; beyond, they clutter
+
+
+def _chunk_colour(chunk: int, chunks: int) -> Any:
+    """The colour of a message carrying ``chunk`` of ``chunks``: a different one for each chunk.
+
+    Up to 10 chunks take tab10's colours. Beyond, tab10 would repeat (chunk 10
+    would look like chunk 0), so each chunk takes its own sample of the
+    ``turbo`` colormap, visited with a stride that puts neighbouring chunks far
+    apart in colour.
+    """
+    import matplotlib.pyplot as plt
+
+    if chunks <= 10:
+        return plt.get_cmap("tab10")(chunk)
+    # An odd stride coprime with the count visits every sample exactly once.
+    stride = next(s for s in range(chunks // 3 | 1, chunks + 1, 2) if np.gcd(s, chunks) == 1)
+    return plt.get_cmap("turbo")(((chunk * stride) % chunks) / (chunks - 1))
 
 
 def draw_schedule(
@@ -67,8 +86,11 @@ def draw_schedule(
     plans = [rounds_of(collective, algorithm, p, rank, n, root) for rank in range(p)]
     rounds = len(plans[0])
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.2 + 1.1 * max(rounds, 1), 0.9 + 0.55 * p))
-    colours = plt.get_cmap("tab10")
+        # At least 6 inches wide, so that a schedule of few rounds still has room for its title.
+        _, ax = plt.subplots(figsize=(max(6.0, 1.2 + 1.1 * rounds), 1.2 + 0.55 * p))
+    chunks = 1 + max(
+        (r.chunks.stop - 1 for plan in plans for rnd in plan for r in rnd.recvs), default=0
+    )
 
     for rank, plan in enumerate(plans):
         for k, rnd in enumerate(plan):
@@ -84,7 +106,7 @@ def draw_schedule(
                 if r.peer == rank:
                     continue
                 single = len(r.chunks) == 1
-                colour = colours(r.chunks.start % 10) if single else "0.25"
+                colour = _chunk_colour(r.chunks.start, chunks) if single else "0.25"
                 ax.annotate(
                     "",
                     xy=(k + 0.88, rank),
@@ -124,7 +146,8 @@ def draw_schedule(
     if collective in ROOTED:
         outward = collective in ("broadcast", "scatter")
         where = f" from root {root}" if outward else f" to root {root}"
-    ax.set_title(f"{name} {collective}{where}, p={p}, n={n}: {rounds} rounds (numbers: chunks)")
+    # Two lines: on one, a long name over a schedule of few rounds ran past the figure's edges.
+    ax.set_title(f"{name} {collective}{where}\np={p}, n={n}: {rounds} rounds (numbers: chunks)")
     ax.plot([], [], color="0.25", linestyle="-", label="reduced in")
     ax.plot([], [], color="0.25", linestyle="--", label="copied in")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
