@@ -87,7 +87,7 @@ class Assignment:
 ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment(
         "autograd", "Reverse-mode autodiff: the backward pass and four derivatives",
-        "assignments/autograd", "tests/assignments/test_autograd.py",
+        "assignments/autograd", "tests/assignments/test_a1_autograd.py",
         (
             Task("topological-order", 30, "a1_topological_order"),
             Task("broadcast-backward", 20, "a1_broadcast_backward"),
@@ -97,7 +97,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     ),
     Assignment(
         "kernels", "Array kernels: im2col, col2im and max pooling in NumPy",
-        "assignments/kernels", "tests/assignments/test_kernels.py",
+        "assignments/kernels", "tests/assignments/test_a2_kernels.py",
         (
             Task("im2col", 40, "a2_im2col"),
             Task("col2im", 30, "a2_col2im"),
@@ -106,7 +106,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     ),
     Assignment(
         "layers", "Layers and optimizers: Conv2d via im2col, SGD with momentum, Adam",
-        "assignments/layers", "tests/assignments/test_layers.py",
+        "assignments/layers", "tests/assignments/test_a3_layers.py",
         (
             Task("conv2d", 40, "a3_conv2d"),
             Task("sgd", 30, "a3_sgd"),
@@ -116,7 +116,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     ),
     Assignment(
         "collectives", "Collectives as schedules: ring reduce-scatter, all-gather, tree broadcast",
-        "assignments/collectives", "tests/assignments/test_collectives.py",
+        "assignments/collectives", "tests/assignments/test_a4_collectives.py",
         (
             Task("ring-reduce-scatter", 35, "a4_ring_reduce_scatter", multi_rank=True,
                  timeout=120),
@@ -127,7 +127,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     ),
     Assignment(
         "data-parallel", "Data parallelism: gradient buckets, averaging, overlap with iallreduce",
-        "assignments/data_parallel", "tests/assignments/test_data_parallel.py",
+        "assignments/data_parallel", "tests/assignments/test_a5_data_parallel.py",
         (
             Task("buckets", 30, "a5_buckets"),
             Task("average-gradients", 30, "a5_average_gradients", multi_rank=True, timeout=120),
