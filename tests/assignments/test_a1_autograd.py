@@ -84,7 +84,7 @@ def test_leaves_accumulate_and_intermediates_do_not_leak():
 @pytest.mark.parametrize(
     "grad_shape, shape",
     [((4, 2, 3), (2, 1)), ((5, 3), (3,)), ((5, 3), (1, 3)), ((5, 3), (5, 1)),
-     ((2, 3, 4), ()), ((2, 1, 4), (1, 1, 4)), ((3, 4), (3, 4))],
+     ((2, 3, 4), ()), ((2, 1, 4), (1, 1, 4))],
 )
 def test_unbroadcast_sums_what_broadcasting_copied(grad_shape, shape):
     rng = np.random.default_rng(len(grad_shape) * 10 + len(shape))
