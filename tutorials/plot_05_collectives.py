@@ -9,10 +9,13 @@ what one rank sends to whom and what it receives. This tutorial prints the
 schedule of the ring allreduce, draws it, runs it on 4 and on 64 simulated
 ranks in this one process, and prices the algorithms with the
 alpha-beta-gamma cost model. Then it reads the short path from
-``allreduce`` to MPI's ``Isend`` (the reference executor), runs the
-algorithms on two real MPI ranks under ``mpiexec`` against the model, and
-shows what the fast executor changes and what that buys, measured as this
-page was built. It ends with scatter, gather and alltoall.
+``allreduce`` to MPI's ``Isend`` (the reference executor,
+``minidl/distributed/run.py``), runs ``examples/ring_allreduce.py`` on four
+real MPI ranks, and puts the cost model against the clock with
+``examples/cost_model.py``, including where and why the model is off. It
+ends with non-blocking collectives, the check that the ranks agree, and
+scatter, gather and alltoall. The next tutorial writes a schedule of its
+own.
 """
 
 # %%
@@ -24,6 +27,7 @@ page was built. It ends with scatter, gather and alltoall.
 # owns one fully reduced chunk, and ``p - 1`` more rounds pass the finished
 # chunks around the ring (*allgather*). :func:`~minidl.distributed.schedule` shows
 # one rank's rounds as plain data, here rank 0 of 4 on a buffer of 8 elements:
+import re
 import time
 
 import matplotlib.pyplot as plt
@@ -31,7 +35,6 @@ import numpy as np
 
 from minidl.distributed import ALGORITHMS, Calibration, calibration, cost, schedule, simulate
 from minidl.testing import run_mpi
-from minidl.testing.mpi import find_mpiexec
 from minidl.viz import draw_schedule
 
 ring = schedule("ring", 4, 0, 8)
@@ -123,7 +126,8 @@ fig, ax = plt.subplots(figsize=(7, 4.5))
 for algorithm in ALGORITHMS["allreduce"]:
     ax.loglog(sizes, [model.predict(algorithm, 64, s) for s in sizes], "o-", label=algorithm)
 ax.set(xlabel="buffer size (bytes)", ylabel="predicted time (s)")
-ax.set_title(f"allreduce on 64 ranks, alpha={alpha:g} s, beta={beta:g} s/B, gamma={gamma:g} s/B")
+ax.set_title(f"allreduce on 64 ranks, predicted by the model\n"
+             f"alpha={alpha:g} s, beta={beta:g} s/B, gamma={gamma:g} s/B")
 ax.legend()
 fig.tight_layout()
 print("auto picks, by size:", {s: model.choose(64, s) for s in (1 << 10, 1 << 16, 1 << 24)})
@@ -142,7 +146,7 @@ import ast
 import inspect
 import textwrap
 
-from minidl.distributed import allreduce, backend, executors, run, use
+from minidl.distributed import allreduce, backend, run, use
 
 
 def without_docstring(function):
@@ -172,20 +176,18 @@ print(without_docstring(allreduce))
 #
 # Steps 1, 3 and 4 are done by the *executor* that is active, and step 2
 # uses its way of taking a maximum over the ranks. There are two executors,
-# as the kernels have two backends, and the module
-# ``minidl/distributed/executors.py`` is only the table of which function
-# does which step. Here it is, for both, read from that table:
+# as the kernels have two backends: the *reference* executor, short enough
+# to read in full and the one to read first, and a *fast* one, the default,
+# which performs the same rounds to the same bits with tuning a student can
+# come back to later (its docstrings, in ``minidl/distributed/fast/``, read
+# as a diff against the reference). :func:`minidl.distributed.use` picks
+# one, as ``minidl.kernels.use`` picks the kernels' backend; as a context
+# manager it switches back at the end of the ``with``, and
+# :func:`~minidl.distributed.backend` says which one is active:
+print("default:", backend())
 with use("reference"):
-    reference = executors.current()
-with use("fast"):
-    fast = executors.current()
-print(f"{'step':<10}{'reference executor':<50}fast executor")
-for step in ("validate", "maximum", "schedule", "run", "start"):
-    plain, tuned = getattr(reference, step), getattr(fast, step)
-    print(
-        f"{step:<10}{plain.__module__ + '.' + plain.__name__:<50}"
-        f"{tuned.__module__}.{tuned.__name__}"
-    )
+    print('inside with use("reference"):', backend())
+print("after the with:", backend())
 
 # %%
 # The second file is the reference executor, ``minidl/distributed/run.py``:
@@ -225,99 +227,145 @@ print(inspect.getsource(run.start))
 #
 # That is all the reference executor does; the timing (``began``,
 # ``arrived``) only feeds the optional trace. It is correct for every
-# schedule that keeps the rules of :mod:`minidl.distributed.steps`, and it
-# is slower than it could be. The fast executor, the default, is the same
-# idea tuned; we come back to it once we have seen real ranks.
+# schedule that keeps the rules of :mod:`minidl.distributed.steps`,
+# including one you write yourself (next tutorial).
 
 # %%
-# On real ranks, against the model
-# --------------------------------
-# Now the ranks are real. The script below calibrates the model on the
-# machine it runs on (:func:`~minidl.distributed.calibrate` times exchanges
-# between ranks 0 and 1 and the reduction kernel), then times the ring,
-# recursive doubling and MPI's own ``Allreduce`` over a range of sizes, all
-# on the default (fast) executor. It must run under ``mpiexec``;
-# :func:`~minidl.testing.run_mpi` starts it on two ranks with the command a
-# student would type::
-#
-#     mpiexec -n 2 python -m mpi4py script.py
-#
-# and adds a timeout that ends the whole job if anything hangs, and collects
-# what rank 0 hands to :func:`~minidl.testing.report`.
-SCRIPT = """
-import time
+# On real ranks: ``examples/ring_allreduce.py``
+# ---------------------------------------------
+# Now the ranks are real. ``examples/`` holds scripts you run yourself with
+# the command on their first line; this one prints the ring's schedule, runs
+# it on every rank of the job with a :class:`~minidl.distributed.Trace`,
+# checks the result bit for bit against MPI's own ``Allreduce``, gathers
+# every rank's trace onto rank 0 and prints its summary, and writes a
+# Chrome trace that https://ui.perfetto.dev opens. Here is the whole file:
+from pathlib import Path
 
-import numpy as np
-from mpi4py import MPI
+import minidl
 
-from minidl.distributed import allreduce, calibrate
-from minidl.testing import report
-
-comm = MPI.COMM_WORLD
-model = calibrate(comm)
-sizes = [1 << k for k in range(10, 23, 2)]  # 1 KiB to 4 MiB
-algorithms = ["ring", "recursive_doubling", "mpi"]
-times = {a: [] for a in algorithms}
-for nbytes in sizes:
-    buf = np.zeros(nbytes // 4, np.float32)
-    loops = {a: [] for a in algorithms}
-    for _ in range(5):  # interleaved, so a busy moment slows every algorithm alike
-        for a in algorithms:
-            repeats = max(1, (1 << 20) // nbytes)
-            comm.Barrier()
-            started = time.perf_counter()
-            for _ in range(repeats):
-                allreduce(buf, algorithm=a, check=False)
-            elapsed = comm.allreduce(time.perf_counter() - started, op=MPI.MAX)
-            loops[a].append(elapsed / repeats)
-    for a in algorithms:
-        times[a].append(float(np.median(loops[a])))
-report({"model": model, "sizes": sizes, "times": times} if comm.rank == 0 else None)
-"""
-
-print("mpiexec:", find_mpiexec())
-job = run_mpi(SCRIPT, 2, timeout=120)
-measured = job.results[0]
-model, sizes, times = measured["model"], measured["sizes"], measured["times"]
-print(model)
+EXAMPLES = Path(minidl.__file__).resolve().parents[1] / "examples"
+print((EXAMPLES / "ring_allreduce.py").read_text())
 
 # %%
-# The calibrated ``alpha`` includes mpi4py's cost per message, and
-# ``overhead`` is what minidl's Python spends per call whatever the algorithm
-# (checking arguments, finding the compiled plan); the model adds it to every
-# prediction. Measured (solid) against predicted (dashed):
-fig, ax = plt.subplots(figsize=(7, 4.5))
-for i, algorithm in enumerate(["ring", "recursive_doubling"]):
-    colour = f"C{i}"
-    ax.loglog(sizes, times[algorithm], "o-", color=colour, label=f"{algorithm}, measured")
-    guesses = [model.predict(algorithm, 2, s) for s in sizes]
-    ax.loglog(sizes, guesses, "--", color=colour, label=f"{algorithm}, model")
-ax.loglog(sizes, times["mpi"], "s-", color="0.4", label="MPI's own Allreduce")
-ax.set(xlabel="buffer size (bytes)", ylabel="time per allreduce (s)")
-ax.set_title("allreduce on 2 ranks of this machine")
-ax.legend()
+# :func:`~minidl.testing.run_mpi` runs it as its first line says,
+# ``mpiexec -n 4 python -m mpi4py examples/ring_allreduce.py``, with a
+# timeout that ends the whole job if anything hangs:
+print(run_mpi(EXAMPLES / "ring_allreduce.py", 4, timeout=120).stdout)
+
+# %%
+# The model against the clock: ``examples/cost_model.py``
+# -------------------------------------------------------
+# :func:`~minidl.distributed.calibrate` measures ``alpha``, ``beta`` and
+# ``gamma`` on the machine it runs on (it times exchanges between ranks 0
+# and 1, and the reduction kernel), and the model then predicts any
+# schedule's time. ``examples/cost_model.py`` does that on two ranks, then
+# times the ring, recursive doubling and the naive all-reduce from 1 KiB to
+# 8 MiB (10 interleaved repeats, medians) and prints prediction and
+# measurement side by side:
+print((EXAMPLES / "cost_model.py").read_text())
+
+# %%
+# To show how much such measurements move, the build runs the script three
+# times, one job after another; here is the first run's output:
+ROW = re.compile(r"^\s*(\d+)\s+(\w+)\s+(\d+) us\s+(\d+) us\s+[\d.]+\s+(\d+) us$")
+runs = [run_mpi(EXAMPLES / "cost_model.py", 2, timeout=120).stdout for _ in range(3)]
+print(runs[0])
+predicted, measured = {}, {}
+for output in runs:
+    for line in output.splitlines():
+        if match := ROW.match(line):
+            nbytes, algorithm, guess, clock, _ = match.groups()
+            predicted.setdefault((algorithm, int(nbytes)), []).append(float(guess) * 1e-6)
+            measured.setdefault((algorithm, int(nbytes)), []).append(float(clock) * 1e-6)
+assert measured, "no table rows found in the output of examples/cost_model.py"
+
+# %%
+# The same numbers drawn: each point is the median over the three runs of
+# the script's own medians, and the bar through it spans the three runs,
+# slowest to fastest; dashed lines are the model's predictions, which move
+# too, since each run calibrates afresh. On the right, one cause of the gap
+# measured in this process: the seconds per byte of the reduction
+# (``np.add`` of two arrays of each size into the first, each timed right
+# after an untimed call, as a loop finds them; 15 interleaved repeats,
+# median and range) against the single ``gamma`` of the model, the first
+# run's.
+REPEATS = 15
+reduce_sizes = [1 << k for k in range(18, 27)]  # 256 KiB to 64 MiB per array
+arrays = {n: (np.ones(n // 4, np.float32), np.ones(n // 4, np.float32)) for n in reduce_sizes}
+per_byte = {n: [] for n in reduce_sizes}
+for _ in range(REPEATS):
+    for n, (a, b) in arrays.items():
+        np.add(a, b, out=a)  # untimed: brings the arrays into the caches, if they fit
+        calls = max(1, (1 << 23) // n)
+        started = time.perf_counter()
+        for _ in range(calls):
+            np.add(a, b, out=a)
+        per_byte[n].append((time.perf_counter() - started) / calls / n)
+del arrays
+gamma_line = re.search(r"gamma ([\d.]+) ns per byte", runs[0])
+gamma_fit = float(gamma_line.group(1)) * 1e-9
+
+fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+for i, algorithm in enumerate(["ring", "recursive_doubling", "naive"]):
+    sizes = sorted(n for a, n in measured if a == algorithm)
+    runs_of = [np.array(measured[algorithm, n]) for n in sizes]
+    middle = np.array([np.median(t) for t in runs_of])
+    spread = [middle - [t.min() for t in runs_of], [t.max() for t in runs_of] - middle]
+    ax.errorbar(sizes, middle, yerr=spread, fmt="o-", color=f"C{i}", capsize=3,
+                label=f"{algorithm}, measured")
+    ax.plot(sizes, [np.median(predicted[algorithm, n]) for n in sizes], "--", color=f"C{i}",
+            label=f"{algorithm}, model")
+ax.set(xscale="log", yscale="log", xlabel="buffer size (bytes)", ylabel="time per all-reduce (s)")
+ax.set_title("all-reduce on 2 ranks: model and clock\n"
+             "(measured on the machine that built these docs)", fontsize=10)
+ax.legend(fontsize=7)
+middle = np.array([np.median(per_byte[n]) for n in reduce_sizes])
+low, high = (np.array([f(per_byte[n]) for n in reduce_sizes]) for f in (np.min, np.max))
+ax2.errorbar(reduce_sizes, middle * 1e9, yerr=[(middle - low) * 1e9, (high - middle) * 1e9],
+             fmt="o-", color="C3", capsize=3, label="np.add, per byte of one array")
+ax2.axhline(gamma_fit * 1e9, color="0.3", linestyle="--", label="the model's gamma (one slope)")
+ax2.set(xscale="log", xlabel="bytes per array", ylabel="ns per byte", ylim=(0, None))
+ax2.set_title("reducing, per byte, by size\n"
+              "(measured on the machine that built these docs)", fontsize=10)
+ax2.legend(fontsize=7)
 fig.tight_layout()
 
 # %%
-# The same numbers as a table. On two ranks, recursive doubling is one
-# exchange of the whole buffer and the ring two exchanges of half of it, so
-# the ring only pays off once the half of the reduction it saves outweighs its
-# second latency: around ``2 alpha / gamma`` bytes, in the model.
-header = ("size", "ring us", "model", "rec. doubling us", "model", "MPI us")
-print("{:>9} {:>9} {:>7} {:>17} {:>7} {:>8}".format(*header))
-for i, nbytes in enumerate(sizes):
-    ring_t, rd_t, mpi_t = times["ring"][i], times["recursive_doubling"][i], times["mpi"][i]
-    print(
-        f"{nbytes:>9} {ring_t * 1e6:>9.1f} {model.predict('ring', 2, nbytes) * 1e6:>7.1f} "
-        f"{rd_t * 1e6:>17.1f} {model.predict('recursive_doubling', 2, nbytes) * 1e6:>7.1f} "
-        f"{mpi_t * 1e6:>8.1f}"
-    )
-print(f"model crossover, 2 alpha / gamma = {2 * model.alpha / model.gamma / 1024:.0f} KiB")
-
-# %%
-# ``calibrate`` also made this model the one ``algorithm="auto"`` uses, in
-# the job that measured it; in this process ``auto`` still uses the default.
-# To see the numbers on your own machine, or with more ranks, run
+# Where the model is off, and why
+# -------------------------------
+# The script's printout above names the case furthest off in the run shown,
+# and the figure shows all of them; which way each is off changes from
+# machine to machine, and between runs on one machine. What the model
+# leaves out is a list of mechanisms, each of which can be checked:
+#
+# * **Caches.** ``beta`` and ``gamma`` are single slopes, fitted to buffers
+#   of 1 to 64 MiB. But moving or adding a byte costs less while the data
+#   sits in a core's own cache, more from the cache the cores share, and
+#   most from main memory; the right panel measures it for the reduction
+#   alone. A buffer of a few MiB sits right where these regimes change
+#   (``lscpu`` tells the cache sizes of your machine), so the model can be
+#   too slow below that size and too fast above it, and a single slope in
+#   between cannot be right at both ends.
+# * **Which cache the bytes are in.** The script times each size right
+#   after other sizes' calls and a barrier, so each turn's first call finds
+#   its buffers evicted; its ``first call`` column shows how much slower
+#   that call is. ``benchmarks/bench_allreduce.py`` times long runs of calls
+#   back to back instead, and at the same sizes gets other numbers.
+# * **The executor's Python.** ``alpha`` is one bare ``Sendrecv`` of 8
+#   bytes, and the model adds one ``overhead`` per call, but the Python the
+#   executor runs in each round is in neither. It weighs most on short
+#   buffers, where the model is too optimistic.
+# * **MPI's protocols.** MPICH moves a message between two ranks of one
+#   machine through shared-memory cells when it is short and with a single
+#   copy through the kernel when it is long; one straight line in ``beta``
+#   has no such step.
+# * **Sharing cores.** When the ranks (or other programs) share cores, a
+#   rank waits for its core as well as for its messages, and the whole
+#   collective waits for the slowest rank. The model has no term for it.
+#
+# ``calibrate`` also made its model the one ``algorithm="auto"`` uses, in
+# the job that measured it; in this process ``auto`` still uses the
+# default, below. To measure with more care, and with more ranks, run
 # ``benchmarks/bench_allreduce.py`` under ``mpiexec``.
 print("this process's model for auto:", calibration.current())
 
@@ -343,58 +391,18 @@ print("this process's model for auto:", calibration.current())
 # that says so. Give each its own communicator (``comm.Dup()``) to run
 # several at once.
 #
-# Below, each rank starts the ring on 4 MiB, then does 40 slices of other
-# work (matrix products), testing the request after each; and, for
-# comparison, the same with a blocking ``allreduce`` before the work.
-OVERLAP = """
-import time
+# Below, ``tutorials/programs/overlap.py`` has each rank start the ring on
+# 4 MiB, then do 40 slices of other work (matrix products), testing the
+# request after each; and, for comparison, the same with a blocking
+# ``allreduce`` before the work. (The tutorials' own multi-rank programs
+# live in ``tutorials/programs/``, each a file you run with the command on
+# its first line.)
+PROGRAMS = Path(minidl.__file__).resolve().parents[1] / "tutorials" / "programs"
+print((PROGRAMS / "overlap.py").read_text())
 
-import numpy as np
-from mpi4py import MPI
-
-from minidl.distributed import allreduce, iallreduce
-from minidl.testing import report
-
-comm = MPI.COMM_WORLD
-buf = np.ones(1 << 20, np.float32)
-a = np.random.default_rng(comm.rank).random((96, 96))
-
-def work():
-    return a @ a
-
-def blocking():
-    allreduce(buf, check=False)
-    for _ in range(40):
-        work()
-
-def started():
-    request = iallreduce(buf, check=False)
-    tests_until_done = None
-    for k in range(40):
-        work()
-        if tests_until_done is None and request.test():
-            tests_until_done = k + 1
-    request.wait()
-    return tests_until_done
-
-for run in (blocking, started):  # warm up
-    run()
-times = {"blocking": [], "started": []}
-for _ in range(20):
-    for name, run in (("blocking", blocking), ("started", started)):
-        comm.Barrier()
-        t = time.perf_counter()
-        out = run()
-        times[name].append(time.perf_counter() - t)
-        if name == "started":
-            tests = out
-buf[:] = comm.rank + 1
-iallreduce(buf).wait()
-report({"times": {k: float(np.median(v)) for k, v in times.items()}, "tests": tests,
-        "sum": float(buf[0])} if comm.rank == 0 else None)
-"""
-
-result = run_mpi(OVERLAP, 2, timeout=120).results[0]
+# %%
+result = run_mpi(PROGRAMS / "overlap.py", 2, timeout=120).results[0]
+print("measured on the machine that built these docs, medians of 20 interleaved repeats:")
 print(f"blocking allreduce, then the work: {result['times']['blocking'] * 1e3:.2f} ms")
 print(f"iallreduce, the work, wait:        {result['times']['started'] * 1e3:.2f} ms")
 print(f"the started all-reduce was found done at the test after slice {result['tests']} of 40")
@@ -423,23 +431,10 @@ print(f"and it sums like the blocking one: 1 + 2 = {result['sum']:.0f}")
 # exchange what they passed,
 # and every rank raises the same error naming who passed what, instead of
 # hanging. Below, rank 1 passes one element more:
-DISAGREE = """
-import numpy as np
-from mpi4py import MPI
+print((PROGRAMS / "disagree.py").read_text())
 
-from minidl.distributed import allreduce
-from minidl.testing import report
-
-comm = MPI.COMM_WORLD
-try:
-    allreduce(np.ones(1000 + comm.rank, np.float32))
-    message = "no error"
-except ValueError as error:
-    message = str(error)
-report(message)
-"""
-
-for rank, message in enumerate(run_mpi(DISAGREE, 2, timeout=60).results):
+# %%
+for rank, message in enumerate(run_mpi(PROGRAMS / "disagree.py", 2, timeout=60).results):
     print(f"rank {rank}: {message}\n")
 
 # %%
@@ -450,257 +445,19 @@ for rank, message in enumerate(run_mpi(DISAGREE, 2, timeout=60).results):
 # ``ceil(lg p)`` rounds every rank has seen every value, some twice, which a
 # maximum does not mind. The reference executor sends these messages with
 # ``Sendrecv`` (:func:`minidl.distributed.fingerprint.maximum`); the fast
-# one sends the same messages more cheaply (next section). A loop whose
-# ranks cannot disagree, like the timings above, passes ``check=False``, on
-# every rank alike.
-
-# %%
-# What the fast path changes, and why
-# -----------------------------------
-# The reference executor spends its time where a student can see it: a few
-# lines of Python per round and per call, fresh arrays every round, every
-# argument checked again at every call. On a gradient bucket of a few
-# kilobytes that Python costs as much as the messages, and a training loop
-# makes the very same call on the very same buffer at every step. The fast
-# executor, ``minidl/distributed/fast/``, runs the same schedules to the
-# same bits and changes only *how*. As a diff against the reference path:
-#
-# * **Calls are remembered** (``fast/calls.py``). The last call on each
-#   buffer is kept, and the next call on that buffer only compares one tuple
-#   of arguments with it instead of checking each again: a loop repeats its
-#   calls, and every check is Python on the path of a short message.
-# * **The agreement check runs on persistent requests**
-#   (``fast/agreement.py``). They are the same dissemination messages as the
-#   reference check's ``Sendrecv``, set up once per communicator and only
-#   started at each call: the check moves 16 bytes, so describing the
-#   messages to MPI is most of its cost. The messages stay the same so that
-#   a rank on one executor still meets a rank on the other, and is told.
-# * **Schedules are compiled into plans** (``compile_plan`` and ``plan_of``
-#   in ``fast/executor.py``). The rounds become flat tuples of messages
-#   (element range, peer, tag), made once per kind of call and kept:
-#   walking ``Round`` objects costs microseconds per round, as much as a
-#   short message.
-# * **Scratch is kept** instead of fresh landing arrays at every round.
-#   Allocating an array costs as much as a short message, so short scratch
-#   stays with its plan for the next call.
-# * **An exchange round is one** ``Sendrecv``. A round of one step out and
-#   one in, like every round of the ring, needs no ``Irecv``, ``Isend`` and
-#   ``Waitall``: MPI pairs a ``Sendrecv`` without deadlock, in one Python call.
-# * **A plan is bound to its buffer on the second use** (``Bound``). A plan
-#   of exchanges over a buffer of up to 4 MiB, run again on the same array,
-#   turns its messages into MPI *persistent requests* (``Send_init``,
-#   ``Recv_init``), and each later call only starts them (``Startall``)
-#   and waits. The second use is the sign that the buffer comes back, like
-#   a gradient bucket; a buffer used once is not worth setting up.
-# * **Long messages travel in segments** (longer than ``SEGMENT_BYTES``).
-#   While the kernel reduces one segment, the next is arriving, into two
-#   segments of scratch that stay in cache where a whole chunk would not.
-# * **Mid-length steps of short buffers travel in pieces** under 8 KiB
-#   (``PIECE_BYTES``), for a reason of MPICH's, below.
-# * **Each message of a round has a tag of its own.** The reference
-#   executor can use one tag because MPI keeps messages in the order they
-#   were posted; persistent requests may be started in any order, so their
-#   tags must tell them apart.
-#
-# The pieces need a word. MPICH sends a message of 8 KiB or more between
-# two ranks of one machine with a *single copy* (the receiver reads the
-# sender's memory through the kernel), and shorter ones through
-# shared-memory cells. The single copy is slow right after the sender
-# wrote the data, which in a collective it always has; so on a buffer of
-# up to 64 KiB the fast path cuts each step of 8 KiB or more into pieces
-# under 8 KiB, started together. A plan shows them. :func:`plan_of
-# <minidl.distributed.fast.executor.plan_of>` takes the arguments of
-# :func:`~minidl.distributed.schedule` (the collective, the algorithm, ``p``
-# ranks, this ``rank``, ``n`` elements, the ``root``, which an allreduce
-# ignores), then the size of one element in bytes (``itemsize``) and the
-# two cut-offs above, which every rank must share. Recursive doubling on 2
-# ranks over 32 KiB of float32 is one exchange of the whole buffer:
-from minidl.distributed.fast import executor
-
-plan = executor.plan_of(
-    collective="allreduce",
-    algorithm="recursive_doubling",
-    p=2,
-    rank=0,
-    n=8192,
-    root=0,
-    itemsize=4,
-    segment_bytes=executor.SEGMENT_BYTES,
-    piece_bytes=executor.PIECE_BYTES,
-)
-exchange = plan.rounds[0].exchange
-print(f"rounds: {len(plan.rounds)}, an exchange: {exchange is not None}")
-print(f"every round an exchange, so it may be bound to a buffer: {plan.bindable}")
-for m in exchange.sends:
-    print(f"to rank {m.peer}: elements {m.start:5d} to {m.stop:5d}, tag {m.tag}")
-print(f"the step in is reduced: {exchange.reduce}, through {plan.scratch} elements of scratch")
-
-# %%
-# The ratio, measured as this page was built
-# ------------------------------------------
-# What does the tuning buy? The script below times the ring on both
-# executors and MPI's own ``Allreduce`` (called directly with mpi4py, as a
-# program without minidl would) on the same buffer, at 1 KiB, 64 KiB and
-# 1 MiB. The three rows take turns in short passes, in an order that rotates,
-# so that a busy moment of the machine slows them alike; each ratio is the
-# median over the passes of the ratio within one pass. The budget is small,
-# so that the docs build stays fast.
-TIMING = """
-import time
-
-import numpy as np
-from mpi4py import MPI
-
-from minidl.distributed import allreduce, use
-from minidl.testing import report
-
-comm = MPI.COMM_WORLD
-ROWS = ("reference", "fast", "MPI")
-PASSES, SLICE = 7, 0.04  # per size: 7 passes of about 0.04 s per row
-
-
-def ring():
-    allreduce(buf, algorithm="ring", check=False)
-
-
-def mpi():
-    comm.Allreduce(MPI.IN_PLACE, buf)
-
-
-def per_call(call, repeats):
-    comm.Barrier()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        call()
-    # The slowest rank's time: a collective waits for it. And every rank gets
-    # the same number back, so every rank makes the same number of calls.
-    return comm.allreduce(time.perf_counter() - started, op=MPI.MAX) / repeats
-
-
-def median_ratio(t, a, b):
-    # Ratio pass by pass, then the median: the rows of one pass ran within a
-    # fraction of a second of each other, while a machine's speed drifts.
-    return float(np.median(t[a] / t[b]))
-
-
-def row(name, repeats):
-    if name == "MPI":
-        return per_call(mpi, repeats)
-    with use(name):  # switched once, outside the timed loop
-        return per_call(ring, repeats)
-
-
-table = []
-for nbytes in (1 << 10, 1 << 16, 1 << 20):
-    buf = np.zeros(nbytes // 4, np.float32)  # zeros: the sums never overflow
-    repeats = {}
-    for name in ROWS:
-        row(name, 2)  # warm up: plans compiled, the fast path bound at the second call
-        repeats[name] = max(1, int(SLICE / row(name, 1)))
-    times = {name: [] for name in ROWS}
-    for k in range(PASSES):
-        for name in ROWS[k % 3 :] + ROWS[: k % 3]:
-            times[name].append(row(name, repeats[name]))
-    t = {name: np.array(seconds) for name, seconds in times.items()}
-    line = {"size": nbytes, **{name: float(np.median(t[name])) for name in ROWS}}
-    for a, b in (("reference", "MPI"), ("fast", "MPI"), ("reference", "fast")):
-        line[f"{a} / {b}"] = median_ratio(t, a, b)
-    table.append(line)
-report(table if comm.rank == 0 else None)
-"""
-
-
-def human(nbytes):
-    """1 KiB, 64 KiB, 1 MiB."""
-    return f"{nbytes >> 20} MiB" if nbytes >= 1 << 20 else f"{nbytes >> 10} KiB"
-
-
-table = run_mpi(TIMING, 2, timeout=120).results[0]
-print("ring allreduce of float32 on 2 ranks, measured at build time on this machine:")
-print(
-    f"{'size':>8} {'reference us':>13} {'fast us':>8} {'MPI us':>8}   "
-    f"{'reference / MPI':>16} {'fast / MPI':>11} {'reference / fast':>17}"
-)
-for line in table:
-    print(
-        f"{human(line['size']):>8} {line['reference'] * 1e6:>13.1f} "
-        f"{line['fast'] * 1e6:>8.1f} {line['MPI'] * 1e6:>8.1f}   "
-        f"{line['reference / MPI']:>16.2f} {line['fast / MPI']:>11.2f} "
-        f"{line['reference / fast']:>17.2f}"
-    )
-
-# %%
-# A ratio ``a / b`` above 1 means that ``a`` took longer than ``b``. The
-# last column is what the fast path's tuning buys at each size, on the
-# machine that built this page, at the moment it did: these numbers vary
-# from run to run and from machine to machine. What to look for is where
-# the time goes. On a short buffer, a call is mostly the Python around a
-# few tiny messages, which is what the fast path cuts; on a long one, it is
-# mostly moving and adding bytes, which both executors leave to MPI and to
-# the same compiled kernel.
-#
-# For careful measurements (every algorithm, sizes up to 64 MiB, more
-# passes, and the memory traffic an allreduce cannot avoid as a yardstick),
-# run ``benchmarks/bench_allreduce.py`` under ``mpiexec``: its row
-# ``ring, reference executor`` is this table's reference column, measured
-# with more care.
-
-# %%
-# Switching executors
-# -------------------
-# :func:`minidl.distributed.use` picks the executor, as
-# ``minidl.kernels.use`` picks the kernels' backend. Called plainly it
-# switches for good; as a context manager it switches back at the end of
-# the ``with``. :func:`~minidl.distributed.backend` says which one is active:
-print("default:", backend())
-with use("reference"):
-    print('inside with use("reference"):', backend())
-print("after the with:", backend())
+# one sends the same messages more cheaply. The check also compares the
+# executors: a rank on one and a rank on the other are told, not left to
+# hang. A loop whose ranks cannot disagree, like the timings above, passes
+# ``check=False``, on every rank alike.
 
 # %%
 # Both executors run the same rounds and add the same numbers in the same
-# order, so their results are *bit-identical*, not merely close. The script
-# below checks it for every allreduce algorithm on 3 ranks (on 2, ``a + b``
-# is ``b + a`` whatever the order; from 3 on, the order of the sums
-# matters), on rank- and index-dependent data of a prime number of
-# elements. MPI's own ``Allreduce`` adds in an order of its own, so its bits
-# need not match; the last column says whether they do here. At the end,
-# rank 1 alone switches to the reference executor, which the ranks must not
-# do: the agreement check tells every rank so.
-USE = """
-import numpy as np
-from mpi4py import MPI
-
-from minidl.distributed import ALGORITHMS, allreduce, use
-from minidl.testing import report
-
-comm = MPI.COMM_WORLD
-data = np.random.default_rng(comm.rank).standard_normal(10_007).astype(np.float32)
-bits = {}
-for algorithm in ALGORITHMS["allreduce"]:
-    fast = allreduce(data.copy(), algorithm=algorithm)  # the default executor
-    with use("reference"):
-        reference = allreduce(data.copy(), algorithm=algorithm)
-    mpi = allreduce(data.copy(), algorithm="mpi")
-    bits[algorithm] = (reference.tobytes() == fast.tobytes(), mpi.tobytes() == fast.tobytes())
-
-if comm.rank == 1:
-    use("reference")  # for good, and on this rank only: a mistake
-try:
-    allreduce(np.ones(8, np.float32))
-    message = "no error"
-except ValueError as error:
-    message = str(error)
-report({"bits": bits, "mixed": message})
-"""
-
-ranks = run_mpi(USE, 3, timeout=120).results
-print(f"{'algorithm':<20}{'reference == fast':>19}{'MPI == fast':>13}   (on every rank)")
-for algorithm in ranks[0]["bits"]:
-    same = [all(rank["bits"][algorithm][i] for rank in ranks) for i in (0, 1)]
-    print(f"{algorithm:<20}{same[0]!s:>19}{same[1]!s:>13}")
-print()
-print("rank 0:", ranks[0]["mixed"])
+# order, so their results are *bit-identical*, not merely close
+# (``tests/test_distributed_executors.py`` checks it for every algorithm).
+# What the fast one changes, and what that buys, is told in its docstrings
+# (``minidl/distributed/fast/``) and measured by
+# ``benchmarks/bench_allreduce.py``, whose row ``ring, reference executor``
+# sits beside the fast ring and MPI's own ``Allreduce``.
 
 # %%
 # Beyond allreduce: scatter, gather and alltoall
@@ -774,10 +531,6 @@ for nbytes in (1 << 10, 1 << 24):
 # script you run yourself with the command on its first line. It scatters,
 # gathers and alltoalls on three ranks, checks each result against MPI's own
 # collective, on both executors. Here it is, run as it says:
-from pathlib import Path
-
-import minidl
-
-EXAMPLE = Path(minidl.__file__).resolve().parents[1] / "examples" / "collectives_family.py"
+EXAMPLE = EXAMPLES / "collectives_family.py"
 print(EXAMPLE.read_text())
 print(run_mpi(EXAMPLE, 3, timeout=120).stdout)
