@@ -19,13 +19,15 @@ step with and without overlapping communication, and how the time per epoch
 scales with the number of ranks.
 
 This page is built by one process, so every part that needs several ranks
-writes a script and runs it on real MPI ranks with
-:func:`~minidl.testing.run_mpi`, exactly as a student would type::
+is a script, in ``examples/`` or in ``tutorials/programs/``, that runs on
+real MPI ranks with :func:`~minidl.testing.run_mpi`, exactly as its first
+line says a student would type it::
 
-    mpiexec -n 2 python -m mpi4py script.py
+    mpiexec -n 2 python -m mpi4py examples/ddp_training.py
 
-Each script is shown in full before it runs; every rank runs all of it, and
-hands its results back with :func:`~minidl.testing.report`.
+Each script is shown in full before it runs; every rank runs all of it. The
+tutorial's own programs hand their results back to this page with
+:func:`~minidl.testing.report`, which, run by hand, just prints them.
 """
 
 # %%
@@ -163,36 +165,13 @@ print(f"the last batch: one process {np.sort(one_process[-1]).tolist()}, "
 # minidl's generator with the same seed, so the replicas start identical, and
 # :func:`~minidl.parallel.parameters_hash` (a SHA-256 of every parameter's
 # bytes) proves it. Each rank reports its local gradient and the averaged one.
-BY_HAND = """
-import numpy as np
-from mpi4py import MPI
+PROGRAMS = Path(minidl.__file__).resolve().parents[1] / "tutorials" / "programs"
+EXAMPLES = PROGRAMS.parents[1] / "examples"
+print((PROGRAMS / "ddp_by_hand.py").read_text())
 
-import minidl
-import minidl.functional as F
-from minidl import models
-from minidl.data import load_digits
-from minidl.parallel import DistributedSampler, allreduce_gradients, parameters_hash
-from minidl.testing import report
-
-comm = MPI.COMM_WORLD
-rank, p = comm.Get_rank(), comm.Get_size()
-images, labels = load_digits()[0].arrays
-batch = np.arange(8)  # the global batch: training digits 0 to 7
-shard = batch[DistributedSampler(batch, num_replicas=p, rank=rank, shuffle=False).indices()]
-
-minidl.manual_seed(0)  # the same seed on every rank: identical replicas
-model = models.mlp()
-start_hash = parameters_hash(model)
-loss = F.cross_entropy(model(minidl.tensor(images[shard])), labels[shard])
-loss.backward()
-local = {name: q.grad.copy() for name, q in model.named_parameters()}
-allreduce_gradients(model)  # sum over the ranks, then divide by p
-averaged = {name: q.grad.copy() for name, q in model.named_parameters()}
-report({"shard": shard, "loss": loss.item(), "hash": start_hash, "local": local,
-        "averaged": averaged})
-"""
-
-job = run_mpi(BY_HAND, 2, timeout=60)
+# %%
+# Run on real ranks:
+job = run_mpi(PROGRAMS / "ddp_by_hand.py", 2, timeout=60)
 for rank, r in enumerate(job.results):
     print(f"rank {rank}: samples {r['shard'].tolist()}, loss {r['loss']:.4f}, "
           f"weights {r['hash'][:16]}...")
@@ -252,41 +231,11 @@ for rank, r in enumerate(job.results):
 #   backward goes on, and ``loss.backward()`` returns with averaged gradients.
 #
 # A cap of 0.02 MiB cuts the MLP's gradients into four buckets.
-WITH_DDP = """
-import numpy as np
-from mpi4py import MPI
+print((PROGRAMS / "ddp_one_step.py").read_text())
 
-import minidl
-import minidl.functional as F
-from minidl import models
-from minidl.data import load_digits
-from minidl.parallel import DistributedDataParallel, DistributedSampler, parameters_hash
-from minidl.testing import report
-
-comm = MPI.COMM_WORLD
-rank, p = comm.Get_rank(), comm.Get_size()
-images, labels = load_digits()[0].arrays
-batch = np.arange(8)
-shard = batch[DistributedSampler(batch, num_replicas=p, rank=rank, shuffle=False).indices()]
-
-minidl.manual_seed(rank)  # a different seed on every rank, on purpose
-model = models.mlp()
-before = parameters_hash(model)
-ddp = DistributedDataParallel(model, bucket_cap_mb=0.02)  # broadcasts rank 0's weights
-after = parameters_hash(model)
-buckets = [(b.index, b.nbytes, [name for name, _ in b.params]) for b in ddp.buckets]
-views = all(q.grad.base is b.data for b in ddp.buckets for _, q in b.params)
-
-loss = F.cross_entropy(ddp(minidl.tensor(images[shard])), labels[shard])
-loss.backward()  # returns with the gradients averaged over the ranks
-grads = {name: q.grad.copy() for name, q in model.named_parameters()}
-stats = dict(vars(ddp.stats))
-ddp.close()
-report({"before": before, "after": after, "repr": repr(ddp), "buckets": buckets, "views": views,
-        "grads": grads, "stats": stats})
-"""
-
-job = run_mpi(WITH_DDP, 2, timeout=60)
+# %%
+# Run on real ranks:
+job = run_mpi(PROGRAMS / "ddp_one_step.py", 2, timeout=60)
 for rank, r in enumerate(job.results):
     print(f"rank {rank}: weights {r['before'][:16]}... before DDP, {r['after'][:16]}... after")
 print(job.results[0]["repr"])
@@ -356,39 +305,7 @@ print(inspect.getsource(Reducer._finish_pass))
 # the same). After every step each rank records ``parameters_hash``, and at
 # the end it reports its weights. It runs on 2 ranks and on 4 (this machine
 # has 2 cores; 4 ranks share them, which changes the time, not the result).
-EQUIVALENCE = """
-import numpy as np
-from mpi4py import MPI
-
-import minidl
-import minidl.functional as F
-from minidl import models, optim
-from minidl.data import DataLoader, TensorDataset, load_digits
-from minidl.parallel import DistributedDataParallel, DistributedSampler, parameters_hash
-from minidl.testing import report
-
-BATCH, STEPS = 24, 6
-comm = MPI.COMM_WORLD
-rank, p = comm.Get_rank(), comm.Get_size()
-images, labels = load_digits()[0].arrays
-train = TensorDataset(images.astype(np.float64), labels)
-
-minidl.manual_seed(0)
-model = DistributedDataParallel(models.mlp(dtype=np.float64), bucket_cap_mb=0.02)
-optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-sampler = DistributedSampler(train, num_replicas=p, rank=rank, seed=0)
-sampler.set_epoch(1)
-hashes = []
-for step, (x, y) in enumerate(DataLoader(train, batch_size=BATCH // p, sampler=sampler)):
-    if step == STEPS:
-        break
-    optimizer.zero_grad()
-    F.cross_entropy(model(x), y).backward()
-    optimizer.step()
-    hashes.append(parameters_hash(model.module))
-model.close()
-report({"hashes": hashes, "weights": model.module.state_dict()})
-"""
+print((PROGRAMS / "ddp_equivalence.py").read_text())
 
 # %%
 # The same 6 steps in this one process, with the whole batch of 24:
@@ -410,7 +327,7 @@ for step, (x, y) in enumerate(DataLoader(train64, batch_size=BATCH, sampler=samp
 single_weights = single_model.state_dict()
 
 for ranks in (2, 4):
-    job = run_mpi(EQUIVALENCE, ranks, timeout=60)
+    job = run_mpi(PROGRAMS / "ddp_equivalence.py", ranks, timeout=60)
     print(f"p = {ranks}, parameters_hash after each step (first 10 hex digits):")
     for step in range(STEPS):
         line = "  ".join(r["hashes"][step][:10] for r in job.results)
@@ -433,6 +350,35 @@ for ranks in (2, 4):
 print("one process, after the last step:", single_hashes[-1][:10])
 
 # %%
+# Your own training loop: ``examples/ddp_training.py``
+# -----------------------------------------------------
+# Everything above in one script to read top to bottom and run yourself: a
+# data-parallel loop on the digits with an MLP, ``DistributedDataParallel``
+# and ``DistributedSampler`` through a ``DataLoader``, the replicas seeded
+# differently on purpose (DDP's broadcast makes them equal), and at the end
+# one process that trains from the same first weights on the union of the
+# ranks' batches, compared parameter by parameter:
+print((EXAMPLES / "ddp_training.py").read_text())
+
+# %%
+# Run as its first line says, on 2 ranks:
+print(run_mpi(EXAMPLES / "ddp_training.py", 2, timeout=120).stdout)
+
+# %%
+# Gradient accumulation: ``examples/ddp_no_sync.py``
+# ---------------------------------------------------
+# A batch too big for memory is cut into ``k`` micro-batches whose gradients
+# add up in ``.grad`` before one optimizer step. Under DDP every backward
+# would all-reduce, ``k`` times per step, though only the sum at the end
+# matters: inside ``with ddp.no_sync():`` backward keeps its gradients local,
+# and the first backward after the block all-reduces the sum. The script
+# counts the all-reduces both ways and checks that both equal one process:
+print((EXAMPLES / "ddp_no_sync.py").read_text())
+
+# %%
+print(run_mpi(EXAMPLES / "ddp_no_sync.py", 2, timeout=120).stdout)
+
+# %%
 # The timeline of one step
 # ------------------------
 # Where does the time go, and does communication really hide behind backward?
@@ -450,50 +396,15 @@ print("one process, after the last step:", single_hashes[-1][:10])
 # that a step has enough work to see) with a global batch of 128 on 2 ranks,
 # records 6 steps after 2 warm-up steps, and runs once with overlap and once
 # without. A cap of 0.02 MiB cuts the gradients into five buckets.
-TIMELINE = """
-import sys
+print((PROGRAMS / "ddp_timeline.py").read_text())
 
-import numpy as np
-from mpi4py import MPI
-
-import minidl
-import minidl.functional as F
-from minidl import models, optim
-from minidl.data import DataLoader, TensorDataset
-from minidl.distributed import Trace
-from minidl.parallel import DistributedDataParallel, DistributedSampler
-from minidl.parallel.timeline import Timeline
-
-path, overlap = sys.argv[1], sys.argv[2] == "overlap"
-comm = MPI.COMM_WORLD
-rank, p = comm.Get_rank(), comm.Get_size()
-rng = np.random.default_rng(0)
-train = TensorDataset(rng.random((1024, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 1024))
-minidl.manual_seed(0)
-timeline, trace = Timeline(rank, enabled=False), Trace()
-model = DistributedDataParallel(models.lenet(28), bucket_cap_mb=0.02, overlap=overlap,
-                                timeline=timeline)
-optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-sampler = DistributedSampler(train, num_replicas=p, rank=rank, seed=0)
-for step, (x, y) in enumerate(DataLoader(train, batch_size=128 // p, sampler=sampler)):
-    recording = step >= 2  # the first steps warm up
-    timeline.enabled = recording
-    model.trace = trace if recording else None
-    optimizer.zero_grad()
-    with timeline.span("forward"):
-        loss = F.cross_entropy(model(x), y)
-    with timeline.span("backward"):
-        loss.backward()
-    optimizer.step()
-timeline.to_chrome(path, comm, trace)  # rank 0 writes every rank's spans
-model.close()
-"""
-
+# %%
+# Run on real ranks:
 traces = {}
 with tempfile.TemporaryDirectory(prefix="minidl-tutorial-") as workdir:
     for mode in ("overlap", "no overlap"):
         path = Path(workdir) / f"{mode.replace(' ', '-')}.json"
-        run_mpi(TIMELINE, 2, args=[path, mode.replace(" ", "-")], timeout=60)
+        run_mpi(PROGRAMS / "ddp_timeline.py", 2, args=[path, mode.replace(" ", "-")], timeout=60)
         traces[mode] = [e for e in json.loads(path.read_text())["traceEvents"] if e["ph"] == "X"]
         print(f"{mode}: {len(traces[mode])} spans "
               f"from ranks {sorted({e['pid'] for e in traces[mode]})}")
@@ -588,7 +499,8 @@ fig, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
 for ax, mode in zip(axes, traces):
     step = median_step(traces[mode])
     draw_step(ax, traces[mode], step,
-              f"{mode}: LeNet 28x28, batch 128 on 2 ranks, traced step {step + 1}", colours)
+              f"{mode}: LeNet 28x28, batch 128 on 2 ranks, traced step {step + 1}\n"
+              "(measured on the machine that built these docs)", colours)
 axes[0].xaxis.set_tick_params(labelbottom=True)
 fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
 fig.tight_layout(rect=(0, 0.11, 1, 1))
@@ -646,8 +558,8 @@ print(f"median step: {median['overlap']:.1f} ms with overlap, "
 # and the bar ends at the first hook that finds them done, which is why
 # these bars look long. What overlap cannot hide is the Python it takes to
 # start and move each request along, some microseconds per bucket, here as
-# much as the messages themselves: two ranks of one machine exchange a few
-# kilobytes in about 5 us. An early all-reduce also waits for the slower
+# much as the messages themselves, which between two ranks of one machine
+# are copies through memory. An early all-reduce also waits for the slower
 # rank, since it cannot finish before that rank sends its half. So whether
 # overlap shortens the step here changes from run to run; the numbers above
 # are the ones of the build of this page. Overlap pays when messages take
@@ -662,111 +574,95 @@ print(f"median step: {median['overlap']:.1f} ms with overlap, "
 # version of ``benchmarks/bench_scaling.py``: LeNet on 28x28 inputs (random
 # images of MNIST's size: the 8x8 digits give too little work per step to
 # spread), a global batch of 128, 1024 samples, so 8 steps per epoch. Each
-# configuration runs one warm-up epoch and two timed ones, and reports the
-# faster. One process runs with one thread, then with both cores, the
-# baseline a user would compare with, in the two ways that use them: two
-# BLAS threads (the matrix products), or two OpenMP threads in minidl's
-# kernels (im2col, pooling). Not both at once: two thread pools on the same
+# job runs one warm-up epoch and one timed one. The configurations take turns,
+# three times over (so that a busy moment of the machine slows all of them
+# alike), and each is drawn as the median of its three with their range.
+# One process runs with one thread, then with both cores, the baseline a
+# user would compare with, in the two ways that use them: two BLAS threads
+# (the matrix products), or two OpenMP threads in minidl's kernels (im2col,
+# pooling). Not both at once: two thread pools on the same
 # two cores spin against each other. The ranks of ``p = 2`` and ``p = 4``
 # have one thread each.
-SCALING = """
-import sys
-import time
+print((PROGRAMS / "ddp_scaling.py").read_text())
 
-import numpy as np
-from mpi4py import MPI
-from threadpoolctl import threadpool_limits
-
-import minidl
-import minidl.functional as F
-from minidl import kernels, models, optim
-from minidl.data import DataLoader, TensorDataset
-from minidl.parallel import DistributedDataParallel, DistributedSampler
-from minidl.testing import report
-
-blas_threads, kernel_threads = int(sys.argv[1]), int(sys.argv[2])
-threadpool_limits(blas_threads, user_api="blas")  # after importing NumPy, which loads the BLAS
-kernels.set_num_threads(kernel_threads)
-comm = MPI.COMM_WORLD
-rank, p = comm.Get_rank(), comm.Get_size()
-rng = np.random.default_rng(0)
-train = TensorDataset(rng.random((1024, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 1024))
-minidl.manual_seed(0)
-model = DistributedDataParallel(models.lenet(28))
-optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-sampler = DistributedSampler(train, num_replicas=p, rank=rank, seed=0)
-
-seconds = []
-for epoch in range(3):  # epoch 0 warms up
-    sampler.set_epoch(epoch)
-    model.reset_stats()
-    comm.Barrier()
-    began = time.perf_counter()
-    for x, y in DataLoader(train, batch_size=128 // p, sampler=sampler):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    seconds.append(comm.allreduce(time.perf_counter() - began, op=MPI.MAX))
-stats = model.stats
-model.close()
-report({"epoch": min(seconds[1:]), "comm": stats.comm_seconds, "wait": stats.wait_seconds})
-"""
-
+# %%
+# Run on real ranks:
 cores = os.cpu_count() or 1
 print(f"this machine has {cores} cores")
 # (label, ranks, BLAS threads, kernel threads)
 configurations = [("p = 1, 1 thread", 1, 1, 1), ("p = 1, 2 BLAS threads", 1, 2, 1),
                   ("p = 1, 2 kernel threads", 1, 1, 2), ("p = 2", 2, 1, 1), ("p = 4", 4, 1, 1)]
 single = [label for label, ranks, _, _ in configurations if ranks == 1]
-scaling = {}
-for label, ranks, blas, kernel in configurations:
-    job = run_mpi(SCALING, ranks, args=[blas, kernel], timeout=120,
-                  env={"OMP_NUM_THREADS": str(max(blas, kernel))})
-    scaling[label] = job.results[0]
+REPEATS = 3
+repeats = {label: [] for label, _, _, _ in configurations}
+for _ in range(REPEATS):
+    for label, ranks, blas, kernel in configurations:
+        job = run_mpi(PROGRAMS / "ddp_scaling.py", ranks, args=[blas, kernel], timeout=120,
+                      env={"OMP_NUM_THREADS": str(max(blas, kernel))})
+        repeats[label].append(job.results[0])
+epochs = {label: np.array([r["epoch"] for r in runs]) for label, runs in repeats.items()}
+# Speedups within one pass (the rows of a pass ran seconds apart), then their median.
+speedups = {label: epochs["p = 1, 1 thread"] / t for label, t in epochs.items()}
+scaling = {label: {"epoch": float(np.median(t)),
+                   "wait": float(np.median([r["wait"] for r in repeats[label]]))}
+           for label, t in epochs.items()}
 base = scaling["p = 1, 1 thread"]["epoch"]
 best_single = min(scaling[label]["epoch"] for label in single)
-print(f"{'configuration':24s} {'s/epoch':>8s} {'speedup':>8s} {'vs best p = 1':>14s} "
-      f"{'waiting':>8s}")
+print(f"measured on the machine that built these docs, medians of {REPEATS} interleaved passes")
+print(f"{'configuration':24s} {'s/epoch':>8s} {'range':>13s} {'speedup':>8s} "
+      f"{'vs best p = 1':>14s} {'waiting':>8s}")
 for label, ranks, blas, kernel in configurations:
-    r = scaling[label]
+    r, t = scaling[label], epochs[label]
     note = "  (oversubscribed)" if ranks * max(blas, kernel) > cores else ""
-    print(f"{label:24s} {r['epoch']:8.3f} {base / r['epoch']:7.2f}x "
-          f"{best_single / r['epoch']:13.2f}x {r['wait'] / r['epoch']:8.0%}{note}")
+    print(f"{label:24s} {r['epoch']:8.3f} {t.min():6.3f}-{t.max():<6.3f} "
+          f"{np.median(speedups[label]):7.2f}x {best_single / r['epoch']:13.2f}x "
+          f"{r['wait'] / r['epoch']:8.0%}{note}")
 
 # %%
 # ``speedup`` is over one process with one thread, ``vs best p = 1`` over the
 # fastest of the single-process runs, and ``waiting`` the share of an
 # epoch that backward's end spent blocked on all-reduces. Drawn: the time per
-# epoch, and the speedup against the ideal ``p``. The shaded region is
+# epoch, and the speedup against the ideal ``p``, each the median of the
+# passes with a bar from the lowest to the highest. The shaded region is
 # beyond the machine's cores, where ranks share cores: ``p = 4`` has no
 # more cores to compute on than ``p = 2``, so the difference between them is
 # what oversubscription costs or, on a machine that other work shares, the
 # larger share of it that four processes claim from the others.
 ranks_axis = [1, 2, 4]
-epoch_times = [scaling[label]["epoch"] for label in ("p = 1, 1 thread", "p = 2", "p = 4")]
+scaled = [speedups[label] for label in ("p = 1, 1 thread", "p = 2", "p = 4")]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-bar_labels = [label.replace(", ", "\n") + ("\n(oversubscribed)" if r * max(b, k) > cores else "")
+bar_labels = [label.replace(", ", "\n").replace(" threads", "\nthreads")
+              + ("\n(oversubscribed)" if r * max(b, k) > cores else "")
               for label, r, b, k in configurations]
-ax1.bar(bar_labels, [scaling[label]["epoch"] for label, _, _, _ in configurations],
+heights = np.array([scaling[label]["epoch"] for label, _, _, _ in configurations])
+ax1.bar(bar_labels, heights,
+        yerr=[heights - [epochs[label].min() for label, _, _, _ in configurations],
+              [epochs[label].max() for label, _, _, _ in configurations] - heights],
+        capsize=3,
         color=["C0" if r * max(b, k) <= cores else "C3" for _, r, b, k in configurations])
 ax1.tick_params(axis="x", labelsize=7)
 ax1.set(ylabel="time per epoch (s)", title="LeNet 28x28, global batch 128, 1024 samples")
-ax2.plot(ranks_axis, [base / t for t in epoch_times], "o-", label="measured, one thread per rank")
+middle = np.array([np.median(x) for x in scaled])
+ax2.errorbar(ranks_axis, middle, yerr=[middle - [x.min() for x in scaled],
+                                       [x.max() for x in scaled] - middle],
+             fmt="o-", capsize=3, label="measured, one thread per rank")
 ax2.plot(ranks_axis, ranks_axis, "--", color="0.5", label="ideal: p times faster")
 ax2.axhline(base / best_single, color="0.4", linestyle=":",
             label="one process, best use of 2 cores")
 if cores < 4:
     ax2.axvspan(cores + 0.05, 4.2, color="C3", alpha=0.08, label="more ranks than cores")
 ax2.set(xlabel="ranks p", ylabel="speedup over p = 1, 1 thread", xticks=ranks_axis, xlim=(0.8, 4.2),
-        ylim=(0, 4.2), title=f"strong scaling on this machine ({cores} cores)")
+        ylim=(0, 4.2), title=f"strong scaling, {cores} cores")
 ax2.legend(fontsize=8, loc="upper left")
+fig.suptitle("measured on the machine that built these docs "
+             f"(median of {REPEATS} interleaved passes, bars: range)", fontsize=10)
 fig.tight_layout()
 
 # %%
 # These numbers depend on the machine that built this page, and on whatever
-# else it was running at the time. That machine has 2 cores, so judge the
-# speedup at ``p = 2``, where each rank has a core of its own: it stays below
-# 2 because each rank also communicates and waits for the other, and because
+# else it was running at the time. On a 2-core machine, judge the speedup at
+# ``p = 2``, where each rank has a core of its own: it cannot reach 2,
+# because each rank also communicates and waits for the other, and because
 # half a batch gives each kernel call less work. On a machine that other
 # programs share, it can fall much lower: every all-reduce waits for the
 # slowest rank, so a rank that loses its core for a moment holds up the
@@ -776,10 +672,10 @@ fig.tight_layout()
 # compares with the fastest way found. Neither way halves the time: BLAS
 # threads speed up the matrix products only, kernel threads im2col and
 # pooling only, and the rest of a step (activations, the optimizer, Python)
-# stays on one core. On the machine that builds these pages there is more:
-# its two "cores" are two threads of one physical core of the host (a busy
-# loop on one slows a training step on the other by about 40%), so two
-# ranks, or two threads, never get twice the arithmetic of one.
+# stays on one core. And on a virtual machine, two "cores" may be two
+# hardware threads of one physical core of the host, which share its
+# arithmetic units: then two ranks, or two threads, cannot get twice the
+# arithmetic of one, however the work is split.
 #
 # To measure on your own machine, with overlap on and off and several bucket
 # sizes, run ``python benchmarks/bench_scaling.py``; on a cluster, start the
