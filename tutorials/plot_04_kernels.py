@@ -28,7 +28,6 @@ thread and on two.
 import ast
 import inspect
 import os
-import statistics
 import time
 from functools import partial
 from pathlib import Path
@@ -228,7 +227,7 @@ def seconds_per_call(call, calls):
 
 
 def time_side_by_side(numpy_call, cython_call):
-    """Median seconds per call: NumPy reference, Cython on 1 thread, Cython on 2."""
+    """Seconds per call in each repeat: NumPy reference, Cython on 1 thread, Cython on 2."""
     variants = [(numpy_call, 1), (cython_call, 1), (cython_call, 2)]
     calls = []
     for call, threads in variants:  # warm up, and size each repeat to about 2 ms
@@ -239,7 +238,7 @@ def time_side_by_side(numpy_call, cython_call):
         for (call, threads), count, times in zip(variants, calls, samples):
             K.set_num_threads(threads)
             times.append(seconds_per_call(call, count))
-    return [statistics.median(times) for times in samples]
+    return [np.array(times) for times in samples]
 
 
 def kernel_calls(size):
@@ -271,10 +270,14 @@ results = {}
 try:
     for size in (8, 28):
         for name, numpy_call, cython_call in kernel_calls(size):
-            numpy_s, one_s, two_s = time_side_by_side(numpy_call, cython_call)
-            results[name, size] = numpy_s / one_s, one_s / two_s
+            numpy_t, one_t, two_t = time_side_by_side(numpy_call, cython_call)
+            # Ratios within each repeat (its three variants ran back to back), then their
+            # median and range: the machine's speed drifts between repeats, not within one.
+            results[name, size] = numpy_t / one_t, one_t / two_t
+            numpy_s, one_s, two_s = (float(np.median(t)) for t in (numpy_t, one_t, two_t))
             print(f"{name:<12} {f'{size}x{size}':>6} {numpy_s * 1e3:9.3f} {one_s * 1e3:9.3f} "
-                  f"{two_s * 1e3:9.3f} {numpy_s / one_s:6.1f}x {one_s / two_s:7.2f}x")
+                  f"{two_s * 1e3:9.3f} {np.median(numpy_t / one_t):6.1f}x "
+                  f"{np.median(one_t / two_t):7.2f}x")
 finally:
     K.set_num_threads(before)
 print(f"load average {os.getloadavg()[0]:.2f} at the end")
@@ -285,16 +288,22 @@ print(f"load average {os.getloadavg()[0]:.2f} at the end")
 # for a speedup, down for a slowdown. On the left, how many times faster the
 # compiled kernel is than the reference, both on one thread; on the right,
 # how much a second OpenMP thread speeds the compiled kernel up (2x is the
-# most two cores can give).
+# most two cores can give). Each bar is the median over the 15 repeats of
+# the ratio within a repeat, and its black line spans the lowest to the
+# highest of those ratios.
 names = ["im2col", "col2im", "maxpool fwd", "maxpool bwd"]
 positions = np.arange(len(names))
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
 titles = ["Cython (1 thread) vs NumPy reference", "Cython: 2 threads vs 1 thread"]
 for panel, (ax, title) in enumerate(zip(axes, titles)):
     for offset, size in ((-0.2, 8), (0.2, 28)):
-        ratios = np.array([results[name, size][panel] for name in names])
+        samples = [results[name, size][panel] for name in names]
+        ratios = np.array([np.median(r) for r in samples])
+        spread = [ratios - [r.min() for r in samples], [r.max() for r in samples] - ratios]
         bars = ax.bar(positions + offset, ratios - 1, bottom=1, width=0.4,
                       label=f"64x16x{size}x{size}")
+        ax.errorbar(positions + offset, ratios, yerr=spread, fmt="none", color="black",
+                    linewidth=0.8, capsize=2)
         ax.bar_label(bars, labels=[f"{r:.2g}x" for r in ratios], fontsize=8)
     ax.axhline(1.0, color="0.3", linewidth=1)
     ax.set_yscale("log")
@@ -305,9 +314,12 @@ for panel, (ax, title) in enumerate(zip(axes, titles)):
     ax.set(ylabel="speedup (times faster)", title=title)
     ax.margins(y=0.1)
     ax.legend(title="input (N, C, H, W)", fontsize=8)
+fig.suptitle(f"measured on the machine that built these docs (median of {REPEATS} repeats, "
+             "lines: range)", fontsize=10)
 fig.tight_layout()
 
-slower = sorted(f"{name} {size}x{size}" for (name, size), (_, two) in results.items() if two < 1)
+slower = sorted(f"{name} {size}x{size}" for (name, size), (_, two) in results.items()
+                if np.median(two) < 1)
 print("a second thread made these calls slower on this build:", ", ".join(slower) or "none")
 
 # %%
@@ -334,13 +346,12 @@ print("a second thread made these calls slower on this build:", ", ".join(slower
 # backward* replaces ``np.add.at``, NumPy's unbuffered scatter-add, with a
 # plain loop.
 #
-# A second thread can at best halve the time. On a quiet two-core machine
-# it comes close on the 28x28 batch, where each call moves megabytes (1.2x
-# to 2x when this tutorial was written, varying from run to run, because
-# two threads also share one memory bus). On the 8x8 batch a call lasts a
-# fraction of a millisecond, and waking a second thread and waiting for it
-# at the end takes a good part of that; the smallest call here, the max-pool
-# backward, gained only about 1.4x. That is why the kernels use at most one
+# A second thread can at best halve the time. It has the best chance on the
+# 28x28 batch, where each call moves megabytes, though the two threads also
+# share one memory bus. On the 8x8 batch a call lasts a fraction of a
+# millisecond, and waking a second thread and waiting for it at the end
+# takes a good part of that, most of all on the smallest call, the max-pool
+# backward. That is why the kernels use at most one
 # thread per 32,768 elements of work (:func:`minidl.kernels.set_num_threads`
 # gives the upper bound): the smallest calls of a digits network stay on one
 # thread.

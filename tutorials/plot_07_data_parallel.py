@@ -548,8 +548,8 @@ print(f"median step: {median['overlap']:.1f} ms with overlap, "
       f"{median['no overlap']:.1f} ms without")
 
 # %%
-# Overlap starts the communication early; on this machine, it has little to
-# hide. DDP keeps no communication thread (one would share its rank's core
+# Overlap starts the communication early; between two ranks of one machine,
+# it has little to hide. DDP keeps no communication thread (one would share its rank's core
 # and Python's lock with backward): a full bucket's all-reduce is *started*
 # with :func:`minidl.distributed.iallreduce`, which posts its first messages and
 # returns, and every later gradient hook moves it along, one MPI ``Test``
