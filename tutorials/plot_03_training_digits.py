@@ -89,12 +89,12 @@ print("parameters:", sum(p.data.size for p in model.parameters()))
 # can change that; ``minidl.kernels.set_num_threads`` cannot). After a call,
 # the idle threads of each pool used to spin for a while, ready for the next
 # one. On two cores, with two threads in each pool, the spinning threads of
-# one pool held the cores that the other pool's threads were waiting for:
-# one epoch took 0.92 s with both pools on two threads, and 0.05 s with
-# either pool on one thread, eighteen times faster. So ``import minidl``
+# one pool held the cores that the other pool's threads were waiting for,
+# and an epoch on two cores with both pools on two threads took many times
+# longer than with either pool on one. So ``import minidl``
 # tells the OpenMP runtime to put idle threads to sleep
 # (``OMP_WAIT_POLICY=PASSIVE``, unless you set it yourself); with both pools
-# on two threads the epoch now takes about as long as on one. On batches this
+# on two threads the epoch no longer pays that price. On batches this
 # small, a second thread has nothing to gain anyway.
 # The results do not depend on the thread count; only the time does.
 K.set_num_threads(1)
