@@ -7,7 +7,7 @@
    assignment (except those that, in the registry, build on it).
 
 Two workers run side by side, each with a starter copy of its own, one pytest
-process per assignment on the solution and per stripped task.
+process for the solution and one per stripped task.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from minidl.assignments.grader import TaskResult, grade_assignment
+from minidl.assignments.grader import TaskResult, grade, grade_assignment
 from minidl.assignments.regions import scan, strip_tree
 from minidl.assignments.registry import ASSIGNMENTS, Assignment, Task
 from minidl.assignments.starter import copy_tree, repository_root
@@ -76,8 +76,7 @@ def check(root: Path | None = None, assignments: tuple[Assignment, ...] = ASSIGN
             echo(f"FAIL {r.path}:{r.begin + 1}: region of unknown task {r.task!r}")
 
     jobs: queue.Queue = queue.Queue()
-    for assignment in assignments:
-        jobs.put((assignment, None))
+    jobs.put((None, None))
     stripped = [(a, t) for a in assignments for t in a.tasks]
     for job in stripped:
         jobs.put(job)
@@ -92,7 +91,8 @@ def check(root: Path | None = None, assignments: tuple[Assignment, ...] = ASSIGN
             except queue.Empty:
                 return
             if task is None:  # the solution, in the checkout itself
-                solution[assignment.name] = grade_assignment(root, assignment)
+                for r in grade(root, assignments):
+                    solution.setdefault(r.assignment, []).append(r)
                 continue
             originals = strip_tree(tree, {task.id})
             try:

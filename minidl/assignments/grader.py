@@ -1,6 +1,6 @@
 """The grader: each task's marked tests, run in a tree, scored, never hanging.
 
-Each assignment's test file runs in one pytest process, in the tree being
+The chosen assignments' test files run in one pytest process, in the tree being
 graded (``PYTHONPATH`` puts its ``minidl`` first, so a starter copy without
 compiled kernels runs the NumPy references), with a small plugin
 (:mod:`~minidl.assignments.grade_plugin`) reporting each test's task and
@@ -144,9 +144,9 @@ class _Run:
     output: str
 
 
-def _run_pytest(tree: Path, test_file: str, tasks: tuple[Task, ...], excluded: set[str],
+def _run_pytest(tree: Path, test_files: list[str], tasks: list[Task], excluded: set[str],
                 plugin: Path, quiet: bool) -> _Run:
-    """Run ``test_file`` in ``tree`` once, without the tasks whose markers are ``excluded``."""
+    """Run ``test_files`` in ``tree`` once, without the tasks whose markers are ``excluded``."""
     token = uuid.uuid4().hex
     timeouts = {t.marker: t.timeout for t in tasks}
     with tempfile.TemporaryDirectory(prefix="minidl-grade-run-") as scratch:
@@ -158,9 +158,9 @@ def _run_pytest(tree: Path, test_file: str, tasks: tuple[Task, ...], excluded: s
         env.update({"MINIDL_GRADE_EVENTS": str(events), _TOKEN: token,
                     "MINIDL_GRADE_MARKERS": ",".join(timeouts)})
         # Hypothesis's plugin alone takes most of pytest's start-up; no task test needs it.
-        command = [sys.executable, "-m", "pytest", test_file, "-p", "minidl_grade_plugin",
+        command = [sys.executable, "-m", "pytest", *test_files, "-p", "minidl_grade_plugin",
                    "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q",
-                   "--strict-markers", "-o", "addopts=",
+                   "--strict-markers", "--continue-on-collection-errors", "-o", "addopts=",
                    "-W", "ignore::UserWarning:minidl.kernels"]
         if excluded:
             command += ["-m", "not (" + " or ".join(sorted(excluded)) + ")"]
@@ -193,8 +193,8 @@ def _run_pytest(tree: Path, test_file: str, tasks: tuple[Task, ...], excluded: s
                     if finished:
                         break
                     if not run.collected and now - started > COLLECT_TIMEOUT:
-                        run.collect_errors.append(
-                            f"pytest did not collect {test_file} within {COLLECT_TIMEOUT:g} s")
+                        run.collect_errors.append(f"pytest did not collect {' '.join(test_files)} "
+                                                  f"within {COLLECT_TIMEOUT:g} s")
                         kill_job(proc, token)
                         break
                     if current is not None:
@@ -214,63 +214,63 @@ def _run_pytest(tree: Path, test_file: str, tasks: tuple[Task, ...], excluded: s
     return run
 
 
-def grade_assignment(tree: Path, assignment: Assignment, quiet: bool = True) -> list[TaskResult]:
-    """Run ``assignment``'s tests in ``tree`` and score each task.
+def grade(tree: Path, assignments: tuple[Assignment, ...] | list[Assignment] = ASSIGNMENTS,
+          quiet: bool = True) -> list[TaskResult]:
+    """Run the tests of ``assignments`` in ``tree`` (one pytest process) and score each task.
 
     Parameters
     ----------
     tree : pathlib.Path
-        A repository root holding ``minidl/`` and the assignment's test file.
-    assignment : Assignment
+        A repository root holding ``minidl/`` and the assignments' test files.
+    assignments : sequence of Assignment, default every assignment
     quiet : bool, default True
         ``False`` prints pytest's output when something timed out or failed to collect.
 
     Returns
     -------
     list of TaskResult
-        One per task, in the assignment's order.
+        One per task, assignment by assignment, in the registry's order.
     """
     tree = Path(tree).resolve()
-    by_marker = {t.marker: t for t in assignment.tasks}
+    tasks = [t for a in assignments for t in a.tasks]
+    files = list(dict.fromkeys(a.tests for a in assignments))
+    by_marker = {t.marker: t for t in tasks}
     hung: dict[str, str] = {}
     plugin = _plugin_dir()
     try:
         while True:
-            run = _run_pytest(tree, assignment.tests, assignment.tasks, set(hung), plugin, quiet)
+            run = _run_pytest(tree, files, tasks, set(hung), plugin, quiet)
             if run.hung is None or run.hung in hung or run.hung not in by_marker:
                 break
             task = by_marker[run.hung]
             hung[run.hung] = f"timed out after {task.timeout:g} s: killed, scored 0"
     finally:
         shutil.rmtree(plugin, ignore_errors=True)
-    results = []
-    for task in assignment.tasks:
-        tests = [t for t, m in run.tests.items() if m == task.marker]
-        outcomes = [run.outcomes.get(t, "failed") for t in tests]
-        passed = sum(o == "passed" for o in outcomes)
-        total = sum(o != "skipped" for o in outcomes)
-        status, note = "ok", ""
-        if task.marker in hung:
-            status, note, passed, total = "timeout", hung[task.marker], 0, max(total, 1)
-        elif run.hung == task.marker:  # hung again after a rerun: give up on it
-            status, note, passed = "timeout", f"timed out after {task.timeout:g} s", 0
-        elif not run.collected or run.collect_errors and not tests:
-            status, note = "error", "; ".join(run.collect_errors)[:300] or "no tests collected"
-        elif not tests:
-            status, note = "missing", f"no test in {assignment.tests} is marked {task.marker}"
-        points = round(task.points * passed / total, 2) if total else 0.0
-        results.append(TaskResult(assignment.name, task.id, passed, total, points, task.points,
-                                  status, note))
-    return results
+    return [_score(a, task, run, hung) for a in assignments for task in a.tasks]
 
 
-def grade(tree: Path, assignments: tuple[Assignment, ...] | list[Assignment] = ASSIGNMENTS,
-          quiet: bool = True) -> list[TaskResult]:
-    """Grade every task of ``assignments`` in ``tree``: see :func:`grade_assignment`."""
-    results: list[TaskResult] = []
-    for assignment in assignments:
-        results.extend(grade_assignment(tree, assignment, quiet))
-    return results
+def _score(assignment: Assignment, task: Task, run: _Run, hung: dict[str, str]) -> TaskResult:
+    """One task's row, from the last run and the tasks that hung."""
+    tests = [t for t, m in run.tests.items() if m == task.marker]
+    outcomes = [run.outcomes.get(t, "failed") for t in tests]
+    passed = sum(o == "passed" for o in outcomes)
+    total = sum(o != "skipped" for o in outcomes)
+    status, note = "ok", ""
+    if task.marker in hung:
+        status, note, passed, total = "timeout", hung[task.marker], 0, max(total, 1)
+    elif run.hung == task.marker:  # hung again after a rerun: give up on it
+        status, note, passed = "timeout", f"timed out after {task.timeout:g} s", 0
+    elif not tests and (run.collect_errors or not run.collected):
+        status, note = "error", "; ".join(run.collect_errors)[:300] or "no tests collected"
+    elif not tests:
+        status, note = "missing", f"no test in {assignment.tests} is marked {task.marker}"
+    points = round(task.points * passed / total, 2) if total else 0.0
+    return TaskResult(assignment.name, task.id, passed, total, points, task.points, status, note)
+
+
+def grade_assignment(tree: Path, assignment: Assignment, quiet: bool = True) -> list[TaskResult]:
+    """:func:`grade` for one assignment."""
+    return grade(tree, [assignment], quiet)
 
 
 def format_table(results: list[TaskResult]) -> str:
