@@ -342,14 +342,14 @@ fig.tight_layout()
 #   of 1 to 64 MiB. But moving or adding a byte costs less while the data
 #   sits in a core's own cache, more from the cache the cores share, and
 #   most from main memory; the right panel measures it for the reduction
-#   alone. A buffer of a few MiB sits right where these regimes change
-#   (``lscpu`` tells the cache sizes of your machine), so the model can be
-#   too slow below that size and too fast above it, and a single slope in
-#   between cannot be right at both ends.
+#   alone. Where the regimes change depends on the machine's cache sizes
+#   (``lscpu`` lists them), so the model can predict too long a time for
+#   buffers that fit in a cache and too short a time for those that do
+#   not: one slope cannot be right at both ends.
 # * **Which cache the bytes are in.** The script times each size right
-#   after other sizes' calls and a barrier, so each turn's first call finds
-#   its buffers evicted; its ``first call`` column shows how much slower
-#   that call is. ``benchmarks/bench_allreduce.py`` times long runs of calls
+#   after other sizes' calls and a barrier, so each turn's first call may
+#   find its buffers out of the caches; its ``first call`` column compares
+#   that call with the ones after it. ``benchmarks/bench_allreduce.py`` times long runs of calls
 #   back to back instead, and at the same sizes gets other numbers.
 # * **The executor's Python.** ``alpha`` is one bare ``Sendrecv`` of 8
 #   bytes, and the model adds one ``overhead`` per call, but the Python the
