@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="strip only these assignments (default: all)")
     grade = commands.add_parser("grade", help="run each task's tests and print the points")
     grade.add_argument("--path", type=Path, metavar="DIR",
-                       help="the tree to grade (default: this checkout)")
+                       help="the tree to grade (default: the working directory if it is a "
+                       "minidl tree, else the checkout minidl was imported from)")
     grade.add_argument("--assignment", action="extend", nargs="+", metavar="NAME",
                        help="grade only these assignments (default: all)")
     grade.add_argument("--json", type=Path, metavar="FILE",
@@ -53,6 +54,16 @@ def _chosen(parser: argparse.ArgumentParser, names: list[str] | None) -> tuple[A
         if assignment not in chosen:
             chosen.append(assignment)
     return tuple(chosen)
+
+
+def _current_checkout() -> Path:
+    """The working directory when it is a minidl tree (a student's copy), else this checkout."""
+    from minidl.assignments.starter import repository_root
+
+    here = Path.cwd()
+    if (here / "minidl").is_dir() and (here / "tests" / "assignments").is_dir():
+        return here
+    return repository_root()
 
 
 def _list() -> int:
@@ -88,10 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "grade":
         from minidl.assignments.grader import format_table, grade, write_json
-        from minidl.assignments.starter import repository_root
 
         chosen = _chosen(parser, args.assignment)
-        tree = args.path if args.path is not None else repository_root()
+        tree = args.path if args.path is not None else _current_checkout()
         if not (tree / "minidl").is_dir():
             print(f"error: grade --path {tree}: no minidl/ package there; give the root of "
                   "a minidl checkout or starter copy", file=sys.stderr)
