@@ -38,21 +38,25 @@ def _task(item):
 
 
 def pytest_collectreport(report):
+    """Note a file that failed to import or collect."""
     if report.failed:
         _write({"event": "collect_error", "where": report.nodeid,
                 "message": str(report.longrepr)[-2000:]})
 
 
 def pytest_collection_finish(session):
+    """Note every test collected, with its task marker."""
     _write({"event": "collected", "tests": {item.nodeid: _task(item) for item in session.items}})
 
 
 def pytest_runtest_logstart(nodeid, location):
+    """Note that a test starts: the grader's clock for its task runs."""
     _FAILED[nodeid] = None
     _write({"event": "start", "test": nodeid})
 
 
 def pytest_runtest_logreport(report):
+    """Remember a failure (or a skip) in any phase of a test."""
     if report.failed:
         _FAILED[report.nodeid] = "failed"
     elif report.skipped and _FAILED.get(report.nodeid) is None:
@@ -60,4 +64,5 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_runtest_logfinish(nodeid, location):
+    """Note the test's outcome: failed if any phase failed, else skipped or passed."""
     _write({"event": "done", "test": nodeid, "outcome": _FAILED.pop(nodeid, None) or "passed"})

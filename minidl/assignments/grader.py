@@ -93,19 +93,42 @@ def _processes_with(token: str) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, from ``ps`` (Linux and macOS); ``[]`` if ``ps`` fails."""
+    try:
+        listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True,
+                                 text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    children: dict[int, list[int]] = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(fields[0]))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
 def kill_job(proc: subprocess.Popen, token: str) -> None:
     """Kill ``proc``'s process group and every process carrying ``token``, and reap ``proc``.
 
     ``mpiexec`` runs in a session of its own (see :func:`minidl.testing.run_mpi`),
-    so killing pytest's group alone would leave the ranks running; they all
-    inherit the token in their environment.
+    so killing pytest's group alone would leave the ranks running. On Linux
+    they are found by the token that they all inherit in their environment,
+    wherever they were reparented; elsewhere, as ``proc``'s descendants while
+    it is still alive.
     """
     for _ in range(3):
+        family = _descendants(proc.pid) if proc.poll() is None else []
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        for pid in _processes_with(f"{_TOKEN}={token}"):
+        for pid in family + _processes_with(f"{_TOKEN}={token}"):
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
