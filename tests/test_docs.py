@@ -7,6 +7,7 @@ the copy keeps the checkout clean and safe from a build running beside it.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -54,3 +55,37 @@ def _generated_in_docs(directory: str, names: list[str]) -> list[str]:
     """``copytree`` filter: skip what an earlier in-place build generated under docs/."""
     here = Path(directory).relative_to(REPO_ROOT / "docs")
     return [name for name in names if (here / name).as_posix() in GENERATED]
+
+
+def test_tutorials_keep_no_mpi_program_in_a_string():
+    # A program in a string cannot be run the way the tutorials tell a student
+    # to run it (issue 14): multi-rank programs are files, in examples/ or in
+    # tutorials/programs/, that the tutorials print and run.
+    for tutorial in sorted((REPO_ROOT / "tutorials").glob("*.py")):
+        for string in _string_constants(tutorial):
+            assert "from mpi4py import MPI" not in string, (
+                f"tutorials/{tutorial.name} holds an MPI program in a string; "
+                "make it a file in tutorials/programs/ or examples/"
+            )
+
+
+def test_tutorial_programs_start_with_the_command_that_runs_them():
+    programs = sorted((REPO_ROOT / "tutorials" / "programs").glob("*.py"))
+    assert programs, "tutorials/programs/ holds no program"
+    for program in programs:
+        first = program.read_text().splitlines()[0]
+        command = f"python -m mpi4py tutorials/programs/{program.name}"
+        assert first.startswith("# Run: mpiexec -n ") and command in first, (
+            f"tutorials/programs/{program.name} starts with {first!r}, "
+            f"not '# Run: mpiexec -n P {command}'"
+        )
+
+
+def _string_constants(path: Path) -> list[str]:
+    """Every string literal in the Python file at ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
