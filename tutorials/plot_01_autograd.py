@@ -7,6 +7,8 @@ that requires a gradient records itself in a graph, and ``backward()`` walks
 that graph from the loss back to the leaves. This tutorial builds a small
 graph, prints it, runs backward, checks the result against finite differences,
 and finally trains a tiny network with nothing but these pieces.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/autograd`.
 """
 
 # %%

@@ -11,6 +11,8 @@ tutorial writes a small module by hand, looks inside it
 the bundled digits, and ends with the PyTorch habits that work the same way
 here: ``minidl.nn.functional``, ``==`` on tensors, ``dim=``, ``.view``,
 ``.argmax`` and ``minidl.cat``.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/layers`.
 """
 
 # %%

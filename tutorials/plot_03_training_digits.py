@@ -14,6 +14,8 @@ The data are the UCI *Optical Recognition of Handwritten Digits* set
 https://doi.org/10.24432/C50P49), licensed under Creative Commons Attribution
 4.0 (CC BY 4.0). minidl ships a copy inside the package, so nothing is
 downloaded.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/layers`.
 """
 
 # %%

@@ -15,6 +15,8 @@ im2col computes on a tiny image, reads both versions, checks that they agree,
 builds a convolution from one matrix product, tests that col2im is the adjoint
 of im2col, and finally measures how much the compiled kernels gain, on one
 thread and on two.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/kernels`.
 """
 
 # %%

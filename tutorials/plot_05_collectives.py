@@ -16,6 +16,8 @@ real MPI ranks, and puts the cost model against the clock with
 ends with non-blocking collectives, the check that the ranks agree, and
 scatter, gather and alltoall. The next tutorial writes a schedule of its
 own.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/collectives`.
 """
 
 # %%

@@ -12,6 +12,8 @@ tutorial writes the simplest all-reduce there is, checks it, breaks it on
 purpose to see the simulator's errors, prices it, and then runs
 ``examples/my_schedule.py``, a bidirectional ring, on four real ranks
 against the built-in algorithms.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/collectives`.
 """
 
 # %%

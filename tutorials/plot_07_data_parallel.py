@@ -28,6 +28,8 @@ line says a student would type it::
 Each script is shown in full before it runs; every rank runs all of it. The
 tutorial's own programs hand their results back to this page with
 :func:`~minidl.testing.report`, which, run by hand, just prints them.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/data_parallel`.
 """
 
 # %%
