@@ -16,6 +16,8 @@ split Megatron-style; then a grid of four ranks. Every claim is checked
 against one process: the scripts in ``examples/`` compare their weights with
 one process trained on the same batches, and exit with an error if they
 drift. Run each yourself with the command on its first line.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/pipelines`.
 """
 
 # %%

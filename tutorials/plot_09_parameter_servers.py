@@ -23,6 +23,8 @@ on one shared array, and ends with the benchmark's accuracy and time table.
 Every part that needs several ranks runs on real MPI ranks with
 :func:`~minidl.testing.run_mpi`, as a student would type
 ``mpiexec -n 3 python -m mpi4py script.py``.
+
+The course assignment that goes with this tutorial: :doc:`/assignments/parameter_servers`.
 """
 
 # %%

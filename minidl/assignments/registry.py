@@ -136,6 +136,23 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
         ),
         builds_on=("autograd",),
     ),
+    Assignment(
+        "pipelines", "Pipeline parallelism: the 1F1B schedule as data",
+        "assignments/pipelines", "tests/assignments/test_a6_pipelines.py",
+        (
+            Task("1f1b-schedule", 100, "a6_1f1b_schedule", multi_rank=True, timeout=120),
+        ),
+        builds_on=("autograd",),
+    ),
+    Assignment(
+        "parameter-servers", "Parameter servers: SSP's staleness bound",
+        "assignments/parameter_servers", "tests/assignments/test_a7_parameter_servers.py",
+        (
+            Task("ssp-staleness-bound", 100, "a7_ssp_staleness_bound", multi_rank=True,
+                 timeout=120),
+        ),
+        builds_on=("autograd", "layers"),
+    ),
 )
 """Every assignment, in course order."""
 

@@ -384,12 +384,28 @@ class ParameterServer:
                              f"(the factor of lr for update {t}), got {factor!r}")
         return float(factor)
 
+    def _may_answer(self, pushed: int) -> bool:
+        """Whether a pull from a worker that has pushed ``pushed`` times may be answered now.
+
+        ``"async"`` answers every pull at once; ``"sync"`` once the step of the
+        worker's last push is applied (``applied >= pushed``); ``"ssp"`` lets
+        the worker run up to ``staleness`` steps ahead of that (Ho et al. 2013):
+        its next gradient is then at most ``staleness`` updates stale.
+        """
+        if self.mode == "async":
+            return True
+        if self.mode == "sync":
+            return self.stats.applied >= pushed
+        # BEGIN SOLUTION ssp-staleness-bound
+        # answer once the server's clock is at most `staleness` steps behind the worker's pushes
+        return self.stats.applied >= pushed - self.staleness
+        # END SOLUTION
+
     def _answer(self, asking: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Send the shard to every pull the mode lets see it now; return those that must wait."""
         later = []
         for worker, pushed in asking:
-            bound = 0 if self.mode == "sync" else self.staleness
-            if self.mode != "async" and self.stats.applied < pushed - bound:
+            if not self._may_answer(pushed):
                 later.append((worker, pushed))
                 continue
             clock = np.array([self.stats.applied], np.int64)

@@ -218,9 +218,12 @@ def _compute_order(
     if name == "gpipe":
         return [(FORWARD, i, 0) for i in range(m)] + [(BACKWARD, i, 0) for i in range(m)]
     if name == "1f1b":
+        # BEGIN SOLUTION 1f1b-schedule
+        # p - s - 1 warm-up forwards, then one forward one backward, then the backwards left
         forwards = [(FORWARD, i, 0) for i in range(m)]
         backwards = [(BACKWARD, i, 0) for i in range(m)]
         warmup = min(stages - stage - 1, m)
+        # END SOLUTION
     else:  # interleaved: unit k is a micro-batch of one chunk, in groups of `stages`
         total, group = m * chunks, stages * chunks
 
