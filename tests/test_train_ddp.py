@@ -81,7 +81,9 @@ def test_a_checkpoint_that_cannot_be_written_ends_every_rank_before_training(tmp
     assert result.returncode == 2
     assert result.stdout == ""  # not one epoch was trained
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 2 and lines[0] == lines[1]  # the same one line from each rank, no Abort
+    # One line per rank, the same, no Abort; mpiexec ends the other rank as soon as one
+    # exits non-zero, so the second line may be cut off before it is written.
+    assert 1 <= len(lines) <= 2 and len(set(lines)) == 1, result.stderr
     assert lines[0].startswith(f"python -m minidl.train: error: --checkpoint {path}: ")
     assert message in lines[0]
 

@@ -64,7 +64,9 @@ def test_bad_combinations_end_every_rank_with_one_line(argv, message):
     result = train_on(2, "--model", "mlp", "--parallel", "hogwild", *argv, check=False)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 2 and all(message in line for line in lines), result.stderr
+    # One line per rank at most (mpiexec may end a rank before it writes its line, once
+    # the other has exited), each of them the message.
+    assert 1 <= len(lines) <= 2 and all(message in line for line in lines), result.stderr
 
 
 @pytest.mark.mpi
