@@ -592,18 +592,7 @@ class Tensor:
         TypeError
             For a dtype minidl tensors cannot hold.
         """
-        for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, str) and arg.split(":")[0] in _DEVICES:
-                device = arg
-            else:
-                dtype = arg
-        if device is not None and str(device) != "cpu":
-            raise ValueError(
-                f"to({device!r}): minidl runs on the CPU only (its data are NumPy arrays); "
-                "use 'cpu' or leave the device out"
-            )
+        dtype = dtype_of_to(args, dtype, device, "to")
         if dtype is None or np.dtype(dtype) == self.dtype:
             return self
         target = np.dtype(dtype)
@@ -682,3 +671,30 @@ def _lift(other: Any, like: Tensor) -> Any:
 # Imported last: ops and the engine need the Tensor class defined above.
 from minidl.autograd import engine as _engine  # noqa: E402
 from minidl.autograd import ops as _ops  # noqa: E402
+
+
+def dtype_of_to(args: tuple, dtype: Any, device: Any, where: str) -> Any:
+    """The dtype that ``to(*args, dtype=, device=)`` asks for (None: keep it), as PyTorch reads it.
+
+    Shared by :meth:`Tensor.to` and :meth:`minidl.nn.Module.to`. A positional
+    tensor gives its dtype, a string naming a device (``"cpu"``, ``"cuda:0"``)
+    is the device, anything else is the dtype.
+
+    Raises
+    ------
+    ValueError
+        For a device other than the CPU, named after ``where``.
+    """
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, str) and arg.split(":")[0] in _DEVICES:
+            device = arg
+        else:
+            dtype = arg
+    if device is not None and str(device) != "cpu":
+        raise ValueError(
+            f"{where}({device!r}): minidl runs on the CPU only (its data are NumPy arrays); "
+            "use 'cpu' or leave the device out"
+        )
+    return dtype

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from minidl.autograd.tensor import Tensor
+from minidl.autograd.tensor import dtype_of_to
 from minidl.nn.parameter import Parameter
 
 
@@ -208,18 +208,7 @@ class Module:
         TypeError
             If ``dtype`` is not float32 or float64.
         """
-        for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, str) and not _names_a_dtype(arg):
-                device = arg
-            else:
-                dtype = arg
-        if device is not None and str(device) != "cpu":
-            raise ValueError(
-                f"{type(self).__name__}.to({device!r}): minidl runs on the CPU only (its data "
-                "are NumPy arrays); use 'cpu' or leave the device out"
-            )
+        dtype = dtype_of_to(args, dtype, device, f"{type(self).__name__}.to")
         if dtype is None:
             return self
         target = np.dtype(dtype) if _names_a_dtype(dtype) else None
