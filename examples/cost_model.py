@@ -8,7 +8,9 @@ measures the three on this machine (and minidl's Python time per call), and
 ``Calibration.predict`` adds them up. This script then times real all-reduces
 of a few sizes and algorithms and prints predicted against measured. A model
 is a simplification: where it is off is printed at the end from the numbers
-of this run, and beside it what the model leaves out.
+of this run, and beside it what the model leaves out. So is where the model
+switches from recursive doubling to the ring (``Calibration.crossover``), next
+to the sizes on which the ring was faster in this run.
 """
 
 import time
@@ -78,6 +80,14 @@ if rank == 0:
         print(f"- {label} buffers ({', '.join(map(str, group))} bytes) took {median:.2f}x the "
               f"prediction in the median: {way} time than predicted.")
     print(f"- a first call took {np.median(firsts):.2f}x the calls after it in the median.")
+    # 4. Where the model switches from recursive doubling to the ring: its two lines cross.
+    switch = model.crossover(p)
+    warm_median = {case: np.median(times) for case, times in warm.items()}
+    faster = [n for n in sizes if warm_median[n, "ring"] < warm_median[n, "recursive_doubling"]]
+    predicted = "never" if switch is None else f"above {switch / 1024:.0f} KiB"
+    seen = f"{', '.join(map(str, faster))} bytes" if faster else "none of the sizes"
+    print(f"The model predicts the ring faster than recursive doubling {predicted}; in this "
+          f"run it was faster on {seen}.")
     print("What the model leaves out, which can explain those numbers:\n"
           "- per message it counts alpha, timed as one bare Sendrecv of 8 bytes, and the "
           "Python of a call once: the executor's Python work in each round is in neither "

@@ -165,7 +165,7 @@ def test_calibration_times_every_size_in_each_sweep_after_a_warm_up():
 def test_calibration_fits_one_slope_to_every_size_by_relative_error():
     sizes = (1 << 20, 1 << 22, 1 << 24)
     times = [1e-5 + 2e-10 * n for n in sizes]  # exactly linear: the slope comes back
-    assert calibration._per_byte(sizes, times, 1e-5) == pytest.approx(2e-10)
+    assert calibration.fit_per_byte(sizes, times, 1e-5) == pytest.approx(2e-10)
 
 
 @pytest.mark.parametrize("bad", [1e6, "1024", None])
@@ -174,3 +174,28 @@ def test_sizes_must_be_ints(bad):
         cost("ring", 4, bad, 1e-6, 1e-9, 1e-10)
     with pytest.raises(TypeError, match="cost: p must be an int"):
         cost("ring", bad, 1024, 1e-6, 1e-9, 1e-10)
+
+
+def test_fit_per_byte_refuses_what_it_cannot_fit():
+    with pytest.raises(ValueError, match="same non-zero length"):
+        calibration.fit_per_byte([1, 2], [1e-6], 0.0)
+    with pytest.raises(ValueError, match="same non-zero length"):
+        calibration.fit_per_byte([], [], 0.0)
+    with pytest.raises(ValueError, match="every one of times must be a finite number > 0"):
+        calibration.fit_per_byte([1, 2], [1e-6, float("nan")], 0.0)
+    with pytest.raises(ValueError, match="every one of sizes"):
+        calibration.fit_per_byte([0, 2], [1e-6, 2e-6], 0.0)
+    with pytest.raises(ValueError, match="fixed must be a finite number >= 0"):
+        calibration.fit_per_byte([1, 2], [1e-6, 2e-6], -1.0)
+
+
+def test_crossover_refuses_bad_input():
+    model = Calibration(5e-6, 1.2e-10, 7e-11)
+    with pytest.raises(ValueError, match="p must be >= 1"):
+        model.crossover(0)
+    with pytest.raises(TypeError, match="p must be an int"):
+        model.crossover(2.0)
+    with pytest.raises(ValueError, match="'binomial' is not an algorithm of 'allreduce'"):
+        model.crossover(4, small="binomial")
+    with pytest.raises(ValueError, match="'ring' is not an algorithm of 'broadcast'"):
+        model.crossover(4, small="binomial", collective="broadcast")

@@ -17,7 +17,8 @@ ends with non-blocking collectives, the check that the ranks agree, and
 scatter, gather and alltoall. The next tutorial writes a schedule of its
 own.
 
-The course assignment that goes with this tutorial: :doc:`/assignments/collectives`.
+The course assignments that go with this tutorial: :doc:`/assignments/collectives`
+and :doc:`/assignments/performance`.
 """
 
 # %%

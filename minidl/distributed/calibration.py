@@ -47,8 +47,9 @@ algorithm.
 from __future__ import annotations
 
 import functools
+import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,77 @@ class Calibration:
         """
         return _fastest(collective, p, nbytes, self.alpha, self.beta, self.gamma)
 
+    def crossover(self, p: int, small: str = "recursive_doubling", large: str = "ring",
+                  collective: str = "allreduce") -> float | None:
+        """The buffer size above which ``large`` is predicted faster than ``small``.
+
+        Short buffers favour an algorithm of few rounds (recursive doubling:
+        ``log2 p`` alphas, but every round sends the whole buffer), long ones
+        an algorithm that moves few bytes (the ring: ``2 (p - 1)`` alphas, but
+        only ``2 (p - 1) / p`` of the buffer on the wire). In the model each
+        algorithm's time is a line in the buffer's size ``n``: a fixed part,
+        its messages times alpha (plus the overhead, the same for both), and
+        a slope, its bytes on the wire times beta plus its bytes reduced
+        times gamma, per byte of buffer. The crossover is where the two lines
+        meet: the size at which the model's choice switches.
+
+        Parameters
+        ----------
+        p : int
+            Number of ranks (>= 1).
+        small, large : str, optional
+            The algorithms compared, both of ``collective``; by default the
+            all-reduce's recursive doubling and ring.
+        collective : str, optional
+
+        Returns
+        -------
+        float or None
+            The size in bytes above which ``large`` is predicted faster (0.0
+            if it is at every size), or ``None`` if it is not predicted faster
+            for long buffers (its slope is not smaller).
+
+        Raises
+        ------
+        ValueError
+            If ``p < 1`` or an algorithm is not one of ``collective``'s.
+
+        Examples
+        --------
+        On 2 ranks the ring pays one more alpha and reduces half as many
+        bytes (``2 alpha + n beta + n gamma / 2`` against
+        ``alpha + n beta + n gamma``): it wins above ``n = 2 alpha / gamma``.
+
+        >>> round(Calibration(alpha=5e-6, beta=1.2e-10, gamma=7e-11).crossover(2))
+        142857
+        >>> print(Calibration(alpha=5e-6, beta=1e-10, gamma=0.0).crossover(2))
+        None
+        """
+        try:
+            operator.index(p)  # ints and NumPy's, not 2.0
+        except TypeError:
+            raise TypeError(f"crossover: p must be an int, got {p!r}") from None
+        if p < 1:
+            raise ValueError(f"crossover: p must be >= 1, got {p}")
+        for name in (small, large):
+            if name not in ALGORITHMS.get(collective, ()):
+                raise ValueError(f"crossover: {name!r} is not an algorithm of {collective!r}; "
+                                 f"they are {', '.join(ALGORITHMS.get(collective, ())) or 'none'}")
+        # BEGIN SOLUTION crossover
+        # read each line (fixed, slope) off self.predict at two sizes, then intersect the lines
+        # sizes that are multiples of p: no chunk is rounded to whole bytes
+        n1, n2 = p << 10, p << 20
+        lines = []
+        for name in (small, large):
+            t1, t2 = (self.predict(name, p, n, collective) for n in (n1, n2))
+            slope = (t2 - t1) / (n2 - n1)
+            lines.append((t1 - slope * n1, slope))
+        (fixed_small, slope_small), (fixed_large, slope_large) = lines
+        if slope_large >= slope_small:
+            return None
+        return max((fixed_large - fixed_small) / (slope_small - slope_large), 0.0)
+        # END SOLUTION
+
 
 DEFAULT = Calibration(alpha=5e-6, beta=1.2e-10, gamma=7e-11, overhead=2e-6)
 """The model ``"auto"`` uses before :func:`calibrate` runs: two ranks of one
@@ -156,8 +228,8 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
     if pair != MPI.COMM_NULL:
         if pair.Get_size() == 2:
             values[0] = _swap_time(pair, _SMALL, repeats)
-            values[1] = _per_byte(_LONG, _exchange_times(pair, _LONG, repeats), values[0])
-        values[2] = _per_byte(_LONG, _reduce_times(_LONG, repeats), 0.0)
+            values[1] = fit_per_byte(_LONG, _exchange_times(pair, _LONG, repeats), values[0])
+        values[2] = fit_per_byte(_LONG, _reduce_times(_LONG, repeats), 0.0)
         pair.Free()
     if rank == 0:
         values[3] = _overhead(MPI.COMM_SELF, repeats)
@@ -178,15 +250,64 @@ def _wait_politely(request: Any) -> None:
         pause = min(2 * pause, 1e-2)
 
 
-def _per_byte(sizes: tuple[int, ...], times: list[float], fixed: float) -> float:
+def fit_per_byte(sizes: Sequence[float], times: Sequence[float], fixed: float = 0.0) -> float:
     """The seconds per byte ``b`` for which ``fixed + b * size`` best fits ``times``.
 
-    Least squares on the relative error: each size is weighted by one over
-    its time squared, so that a short size counts as much as a long one.
+    This is how :func:`calibrate` turns timed exchanges into beta (``fixed``
+    is then alpha, what every message costs whatever its size) and timed
+    reductions into gamma (``fixed = 0``). The fit is least squares on the
+    *relative* error, that is, ``b`` minimises
+
+        ``sum over i of ((fixed + b * sizes[i] - times[i]) / times[i]) ** 2``
+
+    so that a short size counts as much as a long one: plain least squares
+    would let the longest time decide ``b`` alone, and the model would then
+    be off by a large factor on short buffers. Times that fall as sizes grow
+    (noise, nothing real) would give a negative slope; the fit returns 0
+    instead, since no byte costs less than nothing.
+
+    Parameters
+    ----------
+    sizes : sequence of float
+        Bytes, each > 0.
+    times : sequence of float
+        Seconds, one per size, each > 0.
+    fixed : float, optional
+        Seconds every timing contains whatever its size (>= 0).
+
+    Returns
+    -------
+    float
+        Seconds per byte, >= 0.
+
+    Raises
+    ------
+    ValueError
+        If the sequences are empty or differ in length, or a size, time or
+        ``fixed`` is not a finite number in range.
+
+    Examples
+    --------
+    Times that lie on a line give back its slope:
+
+    >>> fit_per_byte([1e6, 4e6], [1e-5 + 2e-10 * 1e6, 1e-5 + 2e-10 * 4e6], fixed=1e-5)
+    2e-10
     """
-    m, t = np.array(sizes, dtype=float), np.array(times)
+    m, t = np.asarray(sizes, dtype=float), np.asarray(times, dtype=float)
+    if m.ndim != 1 or m.size == 0 or m.shape != t.shape:
+        raise ValueError(f"fit_per_byte: sizes and times must be two flat sequences of the "
+                         f"same non-zero length, got shapes {m.shape} and {t.shape}")
+    for values, what in ((m, "sizes"), (t, "times")):
+        if not np.all(np.isfinite(values) & (values > 0)):
+            raise ValueError(f"fit_per_byte: every one of {what} must be a finite number > 0, "
+                             f"got {values.tolist()}")
+    if not (np.isfinite(fixed) and fixed >= 0):
+        raise ValueError(f"fit_per_byte: fixed must be a finite number >= 0 seconds, got {fixed}")
+    # BEGIN SOLUTION fit-per-byte
+    # set the derivative of the weighted squared error in b to 0 (weights 1 / t**2); clamp at 0
     weight = 1.0 / t**2
     return max(float(np.sum(weight * m * (t - fixed)) / np.sum(weight * m * m)), 0.0)
+    # END SOLUTION
 
 
 def _median_time(call: Callable[[], Any], repeats: int) -> float:
@@ -217,7 +338,14 @@ def _median_times(calls: list[Callable[[], Any]], repeats: int, sweeps: int = 4)
 
 
 def _swap_time(pair: Any, nbytes: int, repeats: int) -> float:
-    """Median time for the two ranks of ``pair`` to swap ``nbytes`` bytes with one ``Sendrecv``."""
+    """Median time for the two ranks of ``pair`` to swap ``nbytes`` bytes with one ``Sendrecv``.
+
+    Both ranks call it at once; the message goes both ways in the same call,
+    as in every round of the ring and the butterfly (alpha is what one such
+    round costs when its messages are too short for their bytes to count).
+    """
+    # BEGIN SOLUTION measure-alpha
+    # each rank Sendrecv's nbytes to the other (tag _TAG); time each call, return the median
     out, into = np.zeros(nbytes, dtype=np.uint8), np.empty(nbytes, dtype=np.uint8)
     peer = 1 - pair.Get_rank()
 
@@ -225,6 +353,7 @@ def _swap_time(pair: Any, nbytes: int, repeats: int) -> float:
         pair.Sendrecv(out, peer, _TAG, into, peer, _TAG)
 
     return _median_time(swap, repeats)
+    # END SOLUTION
 
 
 def _exchange_times(pair: Any, sizes: tuple[int, ...], repeats: int) -> list[float]:

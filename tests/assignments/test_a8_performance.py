@@ -1,0 +1,244 @@
+"""Assignment 8, performance: calibrate alpha, beta, gamma and predict the crossover.
+
+Handout: docs/assignments/performance.rst. Two kinds of test:
+
+- On one process, exact: :func:`~minidl.distributed.calibration.fit_per_byte`
+  against lines of known slope and against an independent least-squares
+  solve (NumPy's ``lstsq`` on the rows scaled by one over each time), and
+  :meth:`~minidl.distributed.Calibration.crossover` against the closed forms
+  of 2 and 4 ranks and against the model's own predictions either side of it.
+- On 2 real ranks under ``mpiexec`` (through :func:`minidl.testing.run_mpi`,
+  with a timeout), by tolerance: the student's :func:`~minidl.distributed.calibrate`
+  runs between two independent measurements of the same quantities, taken
+  the plain way (``Sendrecv`` of 8 bytes for alpha, of 8 MiB for beta,
+  NumPy's ``add`` on both ranks at once for gamma). Each calibrated value
+  must lie within a factor of 5 of the independent ones: the two methods differ
+  (the executor's segments against one ``Sendrecv``, a fit over 1 to 64 MiB
+  against one size), and a shared machine drifts, so the factors are wide;
+  a value off by a unit (microseconds for seconds, bits for bytes) or
+  measuring something else (a loop's total for one call) is off by far
+  more. The crossover predicted from the calibrated model must then lie
+  within the same factor of the one that the independent measurements
+  predict.
+
+On this 2-core machine, with two busy processes beside the job, the
+calibrated values came out within a factor of 1.8 of the plain ones (five
+jobs); FACTOR is 5.
+
+How far the prediction is from the clock is not graded: examples/cost_model.py
+prints the crossover next to measured times, for the handout's questions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minidl.distributed import Calibration, cost
+from minidl.distributed.calibration import fit_per_byte
+from minidl.testing import run_mpi
+
+TIMEOUT = 90
+FACTOR = 5.0  # how far a calibrated value may be from the independent measurements
+
+MPI_SCRIPT = """
+import time
+import numpy as np
+from mpi4py import MPI
+import minidl.distributed as D
+from minidl.testing import report
+
+comm = MPI.COMM_WORLD
+peer, tag = 1 - comm.Get_rank(), 77
+LONG = 8 << 20  # bytes
+
+
+def median_time(call, repeats):
+    call()  # once untimed: buffers in cache, the ranks in step
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def swap(nbytes):
+    out, into = np.ones(nbytes, dtype=np.uint8), np.empty(nbytes, dtype=np.uint8)
+    return lambda: comm.Sendrecv(out, peer, tag, into, peer, tag)
+
+
+def independent():
+    alpha = median_time(swap(8), 60)
+    beta = max(median_time(swap(LONG), 10) - alpha, 0.0) / LONG
+    a, b = np.ones(LONG // 4, dtype=np.float32), np.ones(LONG // 4, dtype=np.float32)
+    comm.Barrier()  # both ranks add at once, as in a collective
+    gamma = median_time(lambda: np.add(a, b, out=a), 10) / LONG
+    return {"alpha": alpha, "beta": beta, "gamma": gamma}
+
+
+before = independent()
+model = D.calibrate(repeats=40)
+after = independent()
+report({"model": model, "before": before, "after": after})
+"""
+
+
+@pytest.fixture(scope="module")
+def machine():
+    """Per rank: the calibrated model and the independent measurements either side of it."""
+    return run_mpi(MPI_SCRIPT, 2, timeout=TIMEOUT).results
+
+
+def within(value: float, measured: list[float]) -> bool:
+    """Whether ``value`` lies within FACTOR of the range of ``measured``."""
+    return min(measured) / FACTOR <= value <= max(measured) * FACTOR
+
+
+def independent(machine, term: str) -> list[float]:
+    """Rank 0's independent measurements of ``term``, before and after calibrating."""
+    return [machine[0]["before"][term], machine[0]["after"][term]]
+
+
+# -- measure-alpha ----------------------------------------------------------------------------
+
+@pytest.mark.a8_measure_alpha
+def test_every_rank_returns_the_same_model(machine):
+    assert machine[0]["model"] == machine[1]["model"]
+
+
+@pytest.mark.a8_measure_alpha
+def test_alpha_is_a_swap_of_a_short_message(machine):
+    alpha = machine[0]["model"].alpha
+    measured = independent(machine, "alpha")
+    assert within(alpha, measured), (
+        f"alpha = {alpha * 1e6:.3g} us, but swapping 8 bytes with Sendrecv took "
+        f"{min(measured) * 1e6:.3g} to {max(measured) * 1e6:.3g} us here: alpha is the "
+        "seconds of one round of short messages (a median, in seconds)")
+
+
+@pytest.mark.a8_measure_alpha
+@pytest.mark.parametrize("term", ["beta", "gamma"])
+def test_beta_and_gamma_measure_this_machine(machine, term):
+    value = getattr(machine[0]["model"], term)
+    measured = independent(machine, term)
+    assert within(value, measured), (
+        f"{term} = {value * 1e9:.3g} ns per byte, but measured the plain way it is "
+        f"{min(measured) * 1e9:.3g} to {max(measured) * 1e9:.3g} ns per byte")
+
+
+# -- fit-per-byte -----------------------------------------------------------------------------
+
+SIZES = [1 << 20, 1 << 22, 1 << 24, 1 << 26]
+
+
+@pytest.mark.a8_fit_per_byte
+@pytest.mark.parametrize("fixed", [0.0, 5e-6])
+@pytest.mark.parametrize("slope", [1e-11, 2.5e-10, 3e-9])
+def test_times_on_a_line_give_back_its_slope(slope, fixed):
+    times = [fixed + slope * m for m in SIZES]
+    assert fit_per_byte(SIZES, times, fixed) == pytest.approx(slope, rel=1e-9)
+
+
+@pytest.mark.a8_fit_per_byte
+def test_one_size_gives_its_own_slope():
+    assert fit_per_byte([1000], [3e-6], 1e-6) == pytest.approx(2e-9, rel=1e-12)
+
+
+@pytest.mark.a8_fit_per_byte
+@pytest.mark.parametrize("seed", range(4))
+def test_noisy_times_give_the_least_relative_squares_slope(seed):
+    rng = np.random.default_rng(seed)
+    m = np.array(SIZES, dtype=float)
+    fixed = 4e-6
+    t = (fixed + 2e-10 * m) * rng.uniform(0.6, 1.6, m.size)
+    # Independently: minimising sum(((fixed + b m - t) / t) ** 2) over b is the
+    # least-squares problem with rows m / t and right-hand sides (t - fixed) / t.
+    golden = np.linalg.lstsq((m / t)[:, None], (t - fixed) / t, rcond=None)[0][0]
+    plain = np.linalg.lstsq(m[:, None], t - fixed, rcond=None)[0][0]
+    got = fit_per_byte(m.tolist(), t.tolist(), fixed)
+    assert got == pytest.approx(golden, rel=1e-9), (
+        f"got {got:.6g}, want {golden:.6g}" + (
+            " (that is plain least squares, which lets the longest time decide alone)"
+            if got == pytest.approx(plain, rel=1e-9) else ""))
+
+
+@pytest.mark.a8_fit_per_byte
+def test_times_that_fall_with_size_give_zero_not_a_negative_slope():
+    assert fit_per_byte([1e6, 2e6, 4e6], [9e-6, 8e-6, 7e-6], 1e-5) == 0.0
+
+
+@pytest.mark.a8_fit_per_byte
+def test_scaling_every_time_scales_the_slope():
+    times = [3e-5, 2e-4, 9e-4, 3e-3]
+    one = fit_per_byte(SIZES, times, 1e-5)
+    assert one > 0
+    assert fit_per_byte(SIZES, [10 * t for t in times], 1e-4) == pytest.approx(10 * one)
+
+
+# -- crossover --------------------------------------------------------------------------------
+
+MODELS = [Calibration(5e-6, 1.2e-10, 7e-11), Calibration(2e-5, 1e-9, 2e-10, overhead=3e-6),
+          Calibration(1e-6, 5e-11, 5e-11)]
+
+
+@pytest.mark.a8_crossover
+@pytest.mark.parametrize("model", MODELS)
+def test_two_ranks_cross_at_two_alpha_over_gamma(model):
+    # ring: 2 alpha + n beta + n gamma / 2; recursive doubling: alpha + n beta + n gamma
+    assert model.crossover(2) == pytest.approx(2 * model.alpha / model.gamma, rel=1e-6)
+
+
+@pytest.mark.a8_crossover
+@pytest.mark.parametrize("model", MODELS)
+def test_four_ranks_cross_where_the_textbook_formulas_meet(model):
+    # ring: 6 alpha + 3/2 n beta + 3/4 n gamma; recursive doubling: 2 alpha + 2 n beta + 2 n gamma
+    a, b, g = model.alpha, model.beta, model.gamma
+    assert model.crossover(4) == pytest.approx(4 * a / (b / 2 + 5 * g / 4), rel=1e-6)
+
+
+@pytest.mark.a8_crossover
+@pytest.mark.parametrize("p", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("model", MODELS)
+def test_the_model_prefers_recursive_doubling_below_and_the_ring_above(model, p):
+    n = model.crossover(p)
+    assert n is not None and n > 0
+    below, above = p * int(0.9 * n / p), p * (int(1.1 * n / p) + 1)  # multiples of p: exact chunks
+    assert model.predict("recursive_doubling", p, below) < model.predict("ring", p, below)
+    assert model.predict("ring", p, above) < model.predict("recursive_doubling", p, above)
+
+
+@pytest.mark.a8_crossover
+def test_a_crossover_follows_the_algorithms_named():
+    # Rabenseifner's (recursive halving, then doubling) against recursive doubling, from
+    # the terms cost() counts: the extra messages' alphas over the seconds saved per byte
+    model, n = MODELS[0], 1 << 20
+    rd, rab = (cost(name, 4, n, model.alpha, model.beta, model.gamma)
+               for name in ("recursive_doubling", "rabenseifner"))
+    per_byte = [(c.wire_bytes * model.beta + c.reduced_bytes * model.gamma) / n for c in (rd, rab)]
+    expected = (rab.messages - rd.messages) * model.alpha / (per_byte[0] - per_byte[1])
+    got = model.crossover(4, small="recursive_doubling", large="rabenseifner")
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.a8_crossover
+def test_no_crossover_when_the_ring_is_never_cheaper():
+    # gamma = 0 on 2 ranks: both move n bytes, the ring pays one more alpha at every size
+    assert Calibration(5e-6, 1e-10, 0.0).crossover(2) is None
+
+
+@pytest.mark.a8_crossover
+def test_crossover_at_zero_when_messages_are_free():
+    assert Calibration(0.0, 1e-10, 1e-10).crossover(4) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.a8_crossover
+def test_the_calibrated_crossover_is_this_machines(machine):
+    model = machine[0]["model"]
+    plain = [Calibration(machine[0][when]["alpha"], machine[0][when]["beta"],
+                         machine[0][when]["gamma"]).crossover(2) for when in ("before", "after")]
+    got = model.crossover(2)
+    assert got == pytest.approx(2 * model.alpha / model.gamma, rel=1e-6)
+    assert all(n is not None for n in plain) and within(got, plain), (
+        f"predicted {got:.0f} bytes from the calibrated model; the plain measurements "
+        f"predict {min(plain):.0f} to {max(plain):.0f}")
