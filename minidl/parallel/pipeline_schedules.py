@@ -219,7 +219,7 @@ def _compute_order(
         return [(FORWARD, i, 0) for i in range(m)] + [(BACKWARD, i, 0) for i in range(m)]
     if name == "1f1b":
         # BEGIN SOLUTION 1f1b-schedule
-        # p - s - 1 warm-up forwards, then one forward one backward, then the backwards left
+        # every forward and every backward in micro-batch order; p - s - 1 warm-up forwards (<= m)
         forwards = [(FORWARD, i, 0) for i in range(m)]
         backwards = [(BACKWARD, i, 0) for i in range(m)]
         warmup = min(stages - stage - 1, m)
@@ -238,10 +238,39 @@ def _compute_order(
         # gradient can come round; everything when there is one group only.
         warmup = total if m == stages else min((stages - stage - 1) * 2 + (chunks - 1) * stages,
                                                total)
+    return one_forward_one_backward(forwards, backwards, warmup)
+
+
+def one_forward_one_backward(forwards: list, backwards: list, warmup: int) -> list:
+    """1F1B's three phases: warm-up, one forward and one backward in turn, cool-down.
+
+    Parameters
+    ----------
+    forwards, backwards : list
+        A stage's forwards, and its backwards, each in the order it does
+        them (as many of each).
+    warmup : int
+        Forwards before the first backward (``0 <= warmup <= len(forwards)``).
+
+    Returns
+    -------
+    list
+        The first ``warmup`` forwards (the warm-up); then, while forwards
+        are left, the next forward followed by the next backward (the steady
+        state); then the backwards left (the cool-down).
+
+    Examples
+    --------
+    >>> one_forward_one_backward(["F0", "F1", "F2"], ["B0", "B1", "B2"], 1)
+    ['F0', 'F1', 'B0', 'F2', 'B1', 'B2']
+    """
+    # BEGIN SOLUTION 1f1b-schedule
+    # warm-up forwards[:warmup]; steady: forwards[warmup + i], backwards[i]; cool-down: the rest
     order = forwards[:warmup]
-    for i in range(len(forwards) - warmup):  # the steady state: one forward, one backward
+    for i in range(len(forwards) - warmup):
         order += [forwards[warmup + i], backwards[i]]
     return order + backwards[len(forwards) - warmup:]
+    # END SOLUTION
 
 
 def check_pipeline(schedules: list[list[Action]]) -> None:

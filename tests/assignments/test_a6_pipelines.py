@@ -6,7 +6,9 @@ micro-batches: :func:`~minidl.parallel.pipeline_schedules.check_pipeline`
 must accept every stage's actions, and
 :func:`~minidl.parallel.pipeline_schedules.simulate_pipeline` must find
 GPipe's bubble (with a forward as long as a backward) and at most
-``stages - s`` micro-batches in flight on stage ``s``. Then a
+``stages - s`` micro-batches in flight on stage ``s``; the three phases,
+:func:`~minidl.parallel.pipeline_schedules.one_forward_one_backward`, must
+also serve the interleaved schedule, which stays written. Then a
 :class:`~minidl.parallel.Pipeline` running it on 2 ranks under ``mpiexec``
 (through :func:`minidl.testing.run_mpi`, with a timeout) must train exactly
 as one process does, 3 steps of SGD written in the test (the backward is
@@ -18,7 +20,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minidl.parallel.pipeline_schedules import check_pipeline, pipeline_schedule, simulate_pipeline
+from minidl.parallel.pipeline_schedules import (
+    check_pipeline,
+    one_forward_one_backward,
+    pipeline_schedule,
+    simulate_pipeline,
+)
 from minidl.testing import run_mpi
 
 TIMEOUT = 90
@@ -53,6 +60,26 @@ def test_stage_s_holds_at_most_stages_minus_s_micro_batches():
             assert peak[s] <= min(p - s, m), (
                 f"{p} stages, {m} micro-batches: stage {s} holds {peak[s]} micro-batches' "
                 f"activations at once; 1F1B holds at most p - s = {p - s}")
+
+
+@pytest.mark.a6_1f1b_schedule
+def test_the_three_phases_serve_the_interleaved_schedule_too():
+    # Megatron-LM's interleaved schedule ends in the same one_forward_one_backward,
+    # with forwards and backwards of several model chunks each
+    for p, chunks in ((2, 2), (3, 2), (4, 3)):
+        for m in (p, 2 * p):
+            check_pipeline([pipeline_schedule("interleaved", p, m, s, chunks=chunks)
+                            for s in range(p)])
+
+
+@pytest.mark.a6_1f1b_schedule
+def test_the_three_phases_in_order():
+    forwards, backwards = [f"F{i}" for i in range(4)], [f"B{i}" for i in range(4)]
+    assert one_forward_one_backward(forwards, backwards, 0) == [
+        "F0", "B0", "F1", "B1", "F2", "B2", "F3", "B3"]
+    assert one_forward_one_backward(forwards, backwards, 2) == [
+        "F0", "F1", "F2", "B0", "F3", "B1", "B2", "B3"]
+    assert one_forward_one_backward(forwards, backwards, 4) == forwards + backwards
 
 
 MPI_SCRIPT = """
