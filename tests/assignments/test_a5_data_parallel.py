@@ -7,8 +7,10 @@ a plain function. Averaging and overlap are graded on real ranks under
 (so these tasks do not depend on the buckets task), all-reducing with MPI's
 own ``Allreduce`` (``algorithm="mpi"``, so they do not depend on the
 collectives assignment), must leave every ``.grad`` equal to the mean of the
-ranks' own gradients, pass after pass. Backward itself is the autograd
-assignment's.
+ranks' own gradients, pass after pass. With overlap, some bucket's
+all-reduce must start before backward has made every gradient final (a hook
+of the test's counts them; the reducer's own hooks run first). Backward itself
+is the autograd assignment's.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def test_a_parameter_larger_than_the_cap_gets_a_bucket_of_its_own():
 
 MPI_SCRIPT = """
 import sys
+import time
 import numpy as np
 from mpi4py import MPI
 import minidl
@@ -121,26 +124,41 @@ for i, group in enumerate(groups):
 
 class Starts(Observer):
     def __init__(self):
-        self.started = []
+        self.started = []  # (bucket index, gradients final when it started), this pass
+        self.final = 0  # gradients made final so far in this pass
 
     def bucket_started(self, bucket):
-        self.started.append(bucket.index)
+        self.started.append((bucket.index, self.final))
+
+    def count(self, param):
+        self.final += 1
+        if self.final == 2:  # every rank pauses here, so that the step check is surely done
+            time.sleep(0.05)
 
 
 starts = Starts()
 reducer = Reducer(buckets, comm, algorithm="mpi", overlap=overlap, observer=starts)
+for _, prm in params:  # after the reducer's hooks, so each counts once the reducer has seen it
+    prm.register_post_accumulate_grad_hook(starts.count)
 problems = []
 for k, (x, y) in enumerate(batches):
     model.zero_grad()
     reducer.prepare_for_backward()
     starts.started.clear()
+    starts.final = 0
     loss_of(x, y).backward()
     for (name, prm), want in zip(params, expected[k]):
         if not np.allclose(prm.grad, want, rtol=1e-10, atol=1e-12):
             problems.append(f"pass {k}, {name}: {prm.grad.ravel()[:4]} != mean {want.ravel()[:4]}")
-    if starts.started != list(range(len(buckets))):
-        problems.append(f"pass {k}: buckets started in the order {starts.started}, "
+    order = [index for index, _ in starts.started]
+    if order != list(range(len(buckets))):
+        problems.append(f"pass {k}: buckets started in the order {order}, "
                         f"expected each once in bucket order {list(range(len(buckets)))}")
+    if overlap and not any(final < len(params) for _, final in starts.started):
+        problems.append(f"pass {k}: every bucket's all-reduce started after backward had made "
+                        f"all {len(params)} gradients final (bucket, gradients final then: "
+                        f"{starts.started}): that is not overlap; start a full bucket's from "
+                        "the hook that fills it")
 reducer.close()
 report(problems)
 """
