@@ -350,9 +350,11 @@ def print_targets(sizes: list[int], passes: dict, model: Calibration) -> None:
     doubling_model = [model.predict("recursive_doubling", p, s) for s in sizes]
     seen = crossover(sizes, list(t["ring"]), list(t["recursive_doubling"]))
     expected = crossover(sizes, ring_model, doubling_model)
+    meet = model.crossover(p)  # where the two predicted lines cross, between the sizes timed
+    exact = "" if meet is None else f" (the model's lines meet at {meet / 1024:.0f} KiB)"
     print(
         f"  ring beats recursive doubling from: measured {_size(seen)}, "
-        f"predicted {_size(expected)}",
+        f"predicted {_size(expected)}{exact}",
         end="",
     )
     if seen and expected:
