@@ -22,7 +22,7 @@ import minidl.distributed as D
 
 comm = MPI.COMM_WORLD
 rank, p = comm.rank, comm.size
-sizes = [1 << 10, 1 << 15, 1 << 20, 1 << 23]  # bytes: 1 KiB, 32 KiB, 1 MiB, 8 MiB
+sizes = [1 << k for k in range(10, 23, 2)]  # bytes: 1 KiB to 4 MiB, in steps of 4
 algorithms = ["ring", "recursive_doubling", "naive"]
 
 # 1. Measure the model's terms (collective: every rank calls it, about a second).
@@ -32,7 +32,7 @@ if rank == 0:
           f"beta {model.beta * 1e9:.3f} ns per byte, gamma {model.gamma * 1e9:.3f} ns per byte "
           f"reduced, {model.overhead * 1e6:.2f} us of Python per call")
     c = D.cost("ring", p, sizes[-1], model.alpha, model.beta, model.gamma)
-    print(f"what the model counts, ring on 8 MiB: {c.rounds} rounds, {c.messages} messages, "
+    print(f"what the model counts, ring on 4 MiB: {c.rounds} rounds, {c.messages} messages, "
           f"{c.wire_bytes} bytes on the wire, {c.reduced_bytes} reduced")
 
 # 2. Time them: every (size, algorithm) in turn, in each of 10 repeats, so that a
@@ -74,7 +74,8 @@ if rank == 0:
     (n, a), worst = max(ratios.items(), key=lambda item: abs(np.log(item[1])))
     print(f"\nmeasured / predicted: the model is furthest off for {a} on {n} bytes "
           f"({worst:.2f}x).")
-    for label, group in (("short", sizes[:2]), ("long", sizes[2:])):
+    short, long = [n for n in sizes if n <= 1 << 14], [n for n in sizes if n >= 1 << 20]
+    for label, group in (("short", short), ("long", long)):
         median = float(np.median([r for (m, _), r in ratios.items() if m in group]))
         way = "more" if median > 1 else "less"
         print(f"- {label} buffers ({', '.join(map(str, group))} bytes) took {median:.2f}x the "

@@ -88,3 +88,29 @@ def test_ranks_that_cut_the_model_differently_are_told():
     result = run_mpi(script, 2, timeout=60, check=False)
     assert result.returncode != 0
     assert "Pipeline: rank 1 has schedule '1f1b', 3 micro-batches" in result.stderr
+
+
+@pytest.mark.parametrize("broken, rule", [
+    # a steady state that runs a backward before its forward
+    ("lambda forwards, backwards, warmup: [x for pair in zip(backwards, forwards) for x in pair]",
+     "(backward 0): a backward needs its forward first"),
+    # a warm-up that makes stage 0 wait for a gradient stage 1 waits to send: a deadlock
+    ("lambda forwards, backwards, warmup: "
+     "[x for pair in zip(forwards, backwards) for x in pair] if warmup else forwards + backwards",
+     "deadlock"),
+])
+def test_a_broken_schedule_is_refused_before_anything_runs(broken, rule):
+    # The kind of schedule a student's 1F1B can produce: every rank refuses it when the
+    # Pipeline is built (check_pipeline, simulated), not with a KeyError or a hang mid-step.
+    script = f"""
+        from minidl import nn
+        from minidl.parallel import Pipeline
+        from minidl.parallel import pipeline_schedules
+
+        pipeline_schedules.one_forward_one_backward = {broken}
+        Pipeline(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), micro_batches=3)
+        print("built")
+    """
+    result = run_mpi(script, 2, timeout=60, check=False)
+    assert result.returncode != 0 and "built" not in result.stdout
+    assert "ScheduleError" in result.stderr and rule in result.stderr, result.stderr[-2000:]

@@ -263,7 +263,7 @@ print(run_mpi(EXAMPLES / "ring_allreduce.py", 4, timeout=120).stdout)
 # and 1, and the reduction kernel), and the model then predicts any
 # schedule's time. ``examples/cost_model.py`` does that on two ranks, then
 # times the ring, recursive doubling and the naive all-reduce from 1 KiB to
-# 8 MiB (10 interleaved repeats, medians) and prints prediction and
+# 4 MiB (10 interleaved repeats, medians) and prints prediction and
 # measurement side by side:
 print((EXAMPLES / "cost_model.py").read_text())
 

@@ -93,9 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR
         names = ", ".join(a.name for a in chosen)
-        print(f"wrote a starter copy to {args.out} (assignments stripped: {names}; "
-              f"{len(stripped)} files with stubs). Install it with: cd {args.out} && "
-              "pip install -e .")
+        print(f"wrote a starter copy to {args.out} (assignments stripped: {names}). "
+              f"Stubs to fill in, in: {', '.join(str(path) for path in stripped)}. "
+              f"Install it with: cd {args.out} && pip install -e .")
         return 0
     if args.command == "grade":
         from minidl.assignments.grader import format_table, grade, write_json

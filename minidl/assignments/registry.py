@@ -157,8 +157,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
         "performance", "Performance: calibrate alpha, beta, gamma; predict the crossover",
         "assignments/performance", "tests/assignments/test_a8_performance.py",
         (
-            Task("measure-alpha", 25, "a8_measure_alpha", multi_rank=True, timeout=120,
-                 builds_on=("fit-per-byte",)),
+            Task("measure-alpha", 25, "a8_measure_alpha", multi_rank=True, timeout=120),
             Task("fit-per-byte", 35, "a8_fit_per_byte"),
             Task("crossover", 40, "a8_crossover", multi_rank=True, timeout=120,
                  builds_on=("measure-alpha", "fit-per-byte")),

@@ -112,7 +112,7 @@ class Calibration:
 
     def crossover(self, p: int, small: str = "recursive_doubling", large: str = "ring",
                   collective: str = "allreduce") -> float | None:
-        """The buffer size above which ``large`` is predicted faster than ``small``.
+        """The buffer size from which ``large`` is predicted no slower than ``small``.
 
         Short buffers favour an algorithm of few rounds (recursive doubling:
         ``log2 p`` alphas, but every round sends the whole buffer), long ones
@@ -136,9 +136,11 @@ class Calibration:
         Returns
         -------
         float or None
-            The size in bytes above which ``large`` is predicted faster (0.0
-            if it is at every size), or ``None`` if it is not predicted faster
-            for long buffers (its slope is not smaller).
+            The size in bytes from which ``large`` is predicted no slower,
+            at that size and every larger one: where the lines meet, or 0.0
+            if ``large``'s line is nowhere above (parallel and lower, or
+            meeting below 0). ``None`` if ``large`` is predicted slower on
+            long buffers (a steeper line, or parallel and higher).
 
         Raises
         ------
@@ -176,7 +178,9 @@ class Calibration:
             slope = (t2 - t1) / (n2 - n1)
             lines.append((t1 - slope * n1, slope))
         (fixed_small, slope_small), (fixed_large, slope_large) = lines
-        if slope_large >= slope_small:
+        if slope_large == slope_small:  # parallel lines: one is below at every size, or never
+            return 0.0 if fixed_large <= fixed_small else None
+        if slope_large > slope_small:  # below for short buffers at most, never for long ones
             return None
         return max((fixed_large - fixed_small) / (slope_small - slope_large), 0.0)
         # END SOLUTION
@@ -227,7 +231,7 @@ def calibrate(comm: Any = None, *, repeats: int = 20) -> Calibration:
     pair = comm.Split(0 if rank < 2 else MPI.UNDEFINED, rank)  # ranks 0 and 1 alone
     if pair != MPI.COMM_NULL:
         if pair.Get_size() == 2:
-            values[0] = _swap_time(pair, _SMALL, repeats)
+            values[0] = swap_time(pair, _SMALL, repeats)
             values[1] = fit_per_byte(_LONG, _exchange_times(pair, _LONG, repeats), values[0])
         values[2] = fit_per_byte(_LONG, _reduce_times(_LONG, repeats), 0.0)
         pair.Free()
@@ -337,13 +341,34 @@ def _median_times(calls: list[Callable[[], Any]], repeats: int, sweeps: int = 4)
     return [float(np.median(t)) for t in times]
 
 
-def _swap_time(pair: Any, nbytes: int, repeats: int) -> float:
-    """Median time for the two ranks of ``pair`` to swap ``nbytes`` bytes with one ``Sendrecv``.
+def swap_time(pair: Any, nbytes: int, repeats: int) -> float:
+    """Median seconds for the two ranks of ``pair`` to swap ``nbytes`` bytes with one ``Sendrecv``.
 
-    Both ranks call it at once; the message goes both ways in the same call,
-    as in every round of the ring and the butterfly (alpha is what one such
-    round costs when its messages are too short for their bytes to count).
+    Collective over ``pair``, a communicator of exactly two ranks: both call
+    it at once, and each message goes both ways in the same call, as in
+    every round of the ring and the butterfly. :func:`calibrate` takes alpha
+    from it with 8 bytes: a message whose bytes cost nothing next to its
+    latency.
+
+    Parameters
+    ----------
+    pair : mpi4py.MPI.Intracomm
+        Two ranks.
+    nbytes : int
+        Bytes each rank sends (and receives) per swap.
+    repeats : int
+        Swaps timed; the median of their times is returned.
+
+    Returns
+    -------
+    float
+        Seconds per swap (the median over ``repeats``, not their total).
     """
+    if pair.Get_size() != 2:
+        raise ValueError(f"swap_time: pair must have exactly 2 ranks, got {pair.Get_size()}")
+    if nbytes < 0 or repeats < 1:
+        raise ValueError(f"swap_time: need nbytes >= 0 and repeats >= 1, "
+                         f"got nbytes={nbytes}, repeats={repeats}")
     # BEGIN SOLUTION measure-alpha
     # each rank Sendrecv's nbytes to the other (tag _TAG); time each call, return the median
     out, into = np.zeros(nbytes, dtype=np.uint8), np.empty(nbytes, dtype=np.uint8)

@@ -55,7 +55,7 @@ from minidl.parallel.pipeline_schedules import (
     SEND_FORWARD,
     STEP,
     Action,
-    pipeline_schedule,
+    checked_schedules,
 )
 
 _DTYPES = (np.float32, np.float64, np.float16, np.int64, np.int32)
@@ -151,7 +151,8 @@ class Pipeline(Module):
         comm = world(comm, "Pipeline")
         self.stage, self.stages = comm.Get_rank(), comm.Get_size()
         self.micro_batches, self.chunks, self.schedule = micro_batches, chunks, schedule
-        self.actions = pipeline_schedule(schedule, self.stages, micro_batches, self.stage, chunks)
+        # Every stage's schedule, checked on every rank before anything runs (cached).
+        self.actions = checked_schedules(schedule, self.stages, micro_batches, chunks)[self.stage]
         self.pieces = self.stages * chunks
         self.bounds = _bounds(model, self.pieces, split)
         self.dp_comm = None if dp_comm is None else world(dp_comm, "Pipeline dp_comm")

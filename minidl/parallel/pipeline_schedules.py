@@ -38,6 +38,7 @@ messages are told apart by micro-batch and chunk, never by order alone.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -271,6 +272,29 @@ def one_forward_one_backward(forwards: list, backwards: list, warmup: int) -> li
         order += [forwards[warmup + i], backwards[i]]
     return order + backwards[len(forwards) - warmup:]
     # END SOLUTION
+
+
+@functools.lru_cache(maxsize=64)
+def checked_schedules(
+    name: str, stages: int, micro_batches: int, chunks: int = 1
+) -> tuple[StageSchedule, ...]:
+    """Every stage's schedule, checked by :func:`check_pipeline` before anything runs.
+
+    What :class:`~minidl.parallel.Pipeline` runs: a schedule that breaks a
+    rule, or would deadlock, fails here on every rank alike, naming the
+    stage and the action, instead of in the middle of a step (or never).
+    Cached per arguments, so a training loop checks once; each rank checks
+    every stage's schedule, which is pure computation, no message.
+
+    Examples
+    --------
+    >>> [len(s) for s in checked_schedules("1f1b", 2, 3)]
+    [13, 13]
+    """
+    schedules = tuple(pipeline_schedule(name, stages, micro_batches, s, chunks)
+                      for s in range(stages))
+    check_pipeline([list(s) for s in schedules])
+    return schedules
 
 
 def check_pipeline(schedules: list[list[Action]]) -> None:

@@ -59,7 +59,8 @@ def test_stage_s_holds_at_most_stages_minus_s_micro_batches():
         for s in range(p):
             assert peak[s] <= min(p - s, m), (
                 f"{p} stages, {m} micro-batches: stage {s} holds {peak[s]} micro-batches' "
-                f"activations at once; 1F1B holds at most p - s = {p - s}")
+                f"activations at once; 1F1B holds at most p - s = {p - s} (count the forwards "
+                f"before its first backward)")
 
 
 @pytest.mark.a6_1f1b_schedule
