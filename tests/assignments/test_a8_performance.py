@@ -91,7 +91,7 @@ for _ in range(ROUNDS):
 plain, models = [independent()], []
 for _ in range(3):
     try:
-        models.append(D.calibrate(repeats=40))  # the student's alpha and fit together
+        models.append(D.calibrate(repeats=16))  # the student's alpha and fit together
     except NotImplementedError as stub:  # on both ranks at the same point: nothing waits
         models = f"{type(stub).__name__}: {stub}"
         break
