@@ -11,7 +11,8 @@ schedule (:mod:`minidl.distributed.steps`), it is plain data:
 :func:`check_pipeline` checks every stage's lists against the rules any
 valid schedule keeps, and :func:`simulate_pipeline` runs them against each
 other in one process with costs, for the timeline, the bubble and the
-activations held.
+activations held. :func:`checked_schedules` is what
+:class:`~minidl.parallel.Pipeline` runs: every stage's list, checked first.
 
 The schedules (Huang et al. 2019; Narayanan et al. 2021):
 
@@ -284,7 +285,9 @@ def checked_schedules(
     rule, or would deadlock, fails here on every rank alike, naming the
     stage and the action, instead of in the middle of a step (or never).
     Cached per arguments, so a training loop checks once; each rank checks
-    every stage's schedule, which is pure computation, no message.
+    every stage's schedule, which is pure computation, no message. The
+    lists are shared by every caller with the same arguments: read them,
+    do not change them.
 
     Examples
     --------
