@@ -241,6 +241,18 @@ def test_hangs():
 @pytest.mark.fake_after
 def test_after_the_hang():
     assert os.environ["MINIDL_GRADE_EVENTS"]
+
+
+@pytest.mark.fake_mpi
+def test_ranks_that_hang():
+    from minidl.testing import run_mpi
+
+    run_mpi("import time; time.sleep(600)", 2, timeout=3)  # killed: MPITimeoutError
+
+
+@pytest.mark.fake_mpi
+def test_ranks_that_finish():
+    assert True
 '''
 
 
@@ -249,11 +261,13 @@ def test_a_hanging_task_is_killed_scored_0_and_named(tmp_path, job_marker, proce
     tests.mkdir(parents=True)
     (tests / "test_fake.py").write_text(HANGING)
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.pytest.ini_options]\nmarkers = ["fake_fine: x", "fake_hangs: x", "fake_after: x"]\n')
+        '[tool.pytest.ini_options]\nmarkers = '
+        '["fake_fine: x", "fake_hangs: x", "fake_after: x", "fake_mpi: x"]\n')
     fake = Assignment("fake", "a fake", "assignments/fake", "tests/assignments/test_fake.py", (
         Task("fine", 10, "fake_fine", timeout=30),
         Task("hangs", 20, "fake_hangs", timeout=3),
         Task("after", 30, "fake_after", timeout=30),
+        Task("mpi", 40, "fake_mpi", multi_rank=True, timeout=60),
     ))
     os.environ["MINIDL_TEST_MARKER"] = job_marker  # inherited by the sleeping child
     try:
@@ -264,6 +278,11 @@ def test_a_hanging_task_is_killed_scored_0_and_named(tmp_path, job_marker, proce
     assert "timed out after 3 s" in format_table(list(results.values()))
     assert (results["fine"].passed, results["fine"].points) == (1, 10)
     assert (results["after"].passed, results["after"].points) == (1, 30)
+    # A test whose MPI job ran past its own timeout (run_mpi killed it) fails, and is named.
+    mpi = results["mpi"]
+    assert (mpi.passed, mpi.total, mpi.points, mpi.status) == (1, 2, 20, "timeout")
+    assert "MPI job ran past its timeout and was killed" in mpi.note
+    assert "test_ranks_that_hang" in mpi.note
     assert processes_with(job_marker) == []
 
 

@@ -49,8 +49,9 @@ def _chosen(parser: argparse.ArgumentParser, names: list[str] | None) -> tuple[A
     for name in names:
         try:
             assignment = get_assignment(name)
-        except KeyError as exc:
-            parser.error(str(exc.args[0]))
+        except KeyError as exc:  # one line, like the other usage errors (no usage block)
+            print(f"error: {exc.args[0]}", file=sys.stderr)
+            raise SystemExit(USAGE_ERROR) from None
         if assignment not in chosen:
             chosen.append(assignment)
     return tuple(chosen)

@@ -287,6 +287,11 @@ def _score(assignment: Assignment, task: Task, run: _Run, hung: dict[str, str]) 
         status, note = "error", "; ".join(run.collect_errors)[:300] or "no tests collected"
     elif not tests:
         status, note = "missing", f"no test in {assignment.tests} is marked {task.marker}"
+    elif "mpi-timeout" in outcomes:  # failed, and named: a job of ranks that hung was killed
+        hung_tests = [t.split("::")[-1] for t, o in zip(tests, outcomes) if o == "mpi-timeout"]
+        status = "timeout"
+        note = (f"{len(hung_tests)} test(s) failed because their MPI job ran past its timeout "
+                f"and was killed (a hang, or far too slow): {', '.join(hung_tests)}"[:300])
     points = round(task.points * passed / total, 2) if total else 0.0
     return TaskResult(assignment.name, task.id, passed, total, points, task.points, status, note)
 

@@ -308,7 +308,7 @@ def fit_per_byte(sizes: Sequence[float], times: Sequence[float], fixed: float = 
     if not (np.isfinite(fixed) and fixed >= 0):
         raise ValueError(f"fit_per_byte: fixed must be a finite number >= 0 seconds, got {fixed}")
     # BEGIN SOLUTION fit-per-byte
-    # set the derivative of the weighted squared error in b to 0 (weights 1 / t**2); clamp at 0
+    # minimise the sum of squared *relative* errors over b (by hand: it is a parabola in b)
     weight = 1.0 / t**2
     return max(float(np.sum(weight * m * (t - fixed)) / np.sum(weight * m * m)), 0.0)
     # END SOLUTION

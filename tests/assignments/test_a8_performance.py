@@ -55,6 +55,7 @@ comm = MPI.COMM_WORLD
 peer, tag = 1 - comm.Get_rank(), 77
 LONG = 8 << 20  # bytes
 ROUNDS = 7
+LONG_SWAP = 1 << 20  # bytes: a swap whose bytes cost far more than its latency
 
 
 def median_time(call, repeats):
@@ -87,7 +88,9 @@ def independent():
 swaps = []
 for _ in range(ROUNDS):
     swaps.append({"plain": median_time(swap(8), 20), "student": swap_time(comm, 8, 20),
-                  "few": swap_time(comm, 8, 5), "many": swap_time(comm, 8, 40)})
+                  "few": swap_time(comm, 8, 5), "many": swap_time(comm, 8, 40),
+                  "plain long": median_time(swap(LONG_SWAP), 10),
+                  "student long": swap_time(comm, LONG_SWAP, 10)})
 plain, models = [independent()], []
 for _ in range(3):
     try:
@@ -130,14 +133,16 @@ def ratios_to_plain(machine, term: str) -> list[float]:
 
 @pytest.mark.a8_measure_alpha
 @pytest.mark.parametrize("rank", [0, 1])
-def test_alpha_is_a_swap_of_a_short_message(machine, rank):
+def test_swap_time_times_real_swaps(machine, rank):
     swaps = machine[rank]["swaps"]
-    ratios = [r["student"] / r["plain"] for r in swaps]
-    assert within(ratios), (
-        f"rank {rank}: swap_time(pair, 8, 20) took {np.median(ratios):.3g} times as long as a "
-        f"plain Sendrecv of 8 bytes (medians over {len(swaps)} rounds; the plain one: "
-        f"{np.median([r['plain'] for r in swaps]) * 1e6:.3g} us): return the seconds of one "
-        "swap (a median, in seconds)")
+    for nbytes, mine, theirs in ((8, "student", "plain"), (1 << 20, "student long", "plain long")):
+        ratios = [r[mine] / r[theirs] for r in swaps]
+        repeats = 20 if nbytes == 8 else 10
+        assert within(ratios), (
+            f"rank {rank}: swap_time(pair, {nbytes}, {repeats}) took {np.median(ratios):.3g} "
+            f"times as long as a plain Sendrecv of {nbytes} bytes each way (medians over "
+            f"{len(swaps)} rounds; the plain one: {np.median([r[theirs] for r in swaps]) * 1e6:.3g}"
+            " us): time real swaps, and return the seconds of one (a median, in seconds)")
 
 
 @pytest.mark.a8_measure_alpha
@@ -155,11 +160,12 @@ SIZES = [1 << 20, 1 << 22, 1 << 24, 1 << 26]
 
 
 @pytest.mark.a8_fit_per_byte
-@pytest.mark.parametrize("fixed", [0.0, 5e-6])
-@pytest.mark.parametrize("slope", [1e-11, 2.5e-10, 3e-9])
-def test_times_on_a_line_give_back_its_slope(slope, fixed):
-    times = [fixed + slope * m for m in SIZES]
-    assert fit_per_byte(SIZES, times, fixed) == pytest.approx(slope, rel=1e-9)
+def test_times_on_a_line_give_back_its_slope():
+    for fixed in (0.0, 5e-6):
+        for slope in (1e-11, 2.5e-10, 3e-9):
+            times = [fixed + slope * m for m in SIZES]
+            assert fit_per_byte(SIZES, times, fixed) == pytest.approx(slope, rel=1e-9), (
+                f"fixed {fixed}, slope {slope}")
 
 
 @pytest.mark.a8_fit_per_byte
@@ -168,7 +174,7 @@ def test_one_size_gives_its_own_slope():
 
 
 @pytest.mark.a8_fit_per_byte
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(8))
 def test_noisy_times_give_the_least_relative_squares_slope(seed):
     rng = np.random.default_rng(seed)
     m = np.array(SIZES, dtype=float)
@@ -262,6 +268,28 @@ def test_parallel_lines_give_zero_or_none():
     model = Calibration(5e-6, 1e-10, 0.0)
     assert model.crossover(2, small="ring", large="recursive_doubling") == 0.0
     assert model.crossover(2) is None
+
+
+@pytest.mark.a8_crossover
+@pytest.mark.parametrize("p", [2, 4, 8])
+@pytest.mark.parametrize("model", MODELS)
+def test_a_steeper_large_never_crosses_for_good(model, p):
+    # recursive doubling moves more bytes than the ring: as "large" it is slower on long
+    # buffers whatever it saves on short ones
+    got = model.crossover(p, small="ring", large="recursive_doubling")
+    assert got is None, (f"crossover({p}, small='ring', large='recursive_doubling') = {got}; "
+                         "its line is steeper, so it is slower on long buffers: None")
+
+
+@pytest.mark.a8_crossover
+@pytest.mark.parametrize("p", [2, 4, 8])
+@pytest.mark.parametrize("model", MODELS)
+def test_lines_that_meet_below_zero_give_zero(model, p):
+    # against the naive all-reduce (to rank 0 and back), recursive doubling has fewer
+    # messages and fewer bytes: its line is below at every size
+    got = model.crossover(p, small="naive", large="recursive_doubling")
+    assert got == 0.0, (f"crossover({p}, small='naive', large='recursive_doubling') = {got}; "
+                        "the lines meet below 0 bytes, so from 0 on: 0.0")
 
 
 @pytest.mark.a8_crossover
