@@ -21,11 +21,12 @@ leave it alone).
 array([2., 4.], dtype=float32)
 """
 
-import importlib
-import sys
-from typing import Any
+# Underscored: `import minidl` shows only the framework, not the modules it uses.
+import importlib as _importlib
+import sys as _sys
+from typing import Any as _Any
 
-import numpy as np
+import numpy as _np
 
 from minidl import allocator, data, functional, models, nn, optim
 from minidl.autograd import (
@@ -62,22 +63,22 @@ __version__ = "0.1.0"
 
 # The dtypes, as PyTorch spells them: NumPy's own, so that ``t.dtype == minidl.float32``
 # and even ``t.dtype is minidl.float32`` hold.
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
-int32 = np.dtype(np.int32)
-int64 = np.dtype(np.int64)
+float32 = _np.dtype(_np.float32)
+float64 = _np.dtype(_np.float64)
+int32 = _np.dtype(_np.int32)
+int64 = _np.dtype(_np.int64)
 
 # ``import minidl.nn.functional as F`` works as in PyTorch and gives minidl.functional itself.
 nn.functional = functional
-sys.modules["minidl.nn.functional"] = functional
+_sys.modules["minidl.nn.functional"] = functional
 
 # Loaded on first use (PEP 562): they are the floors that reach MPI.
 _LAZY_PACKAGES = ("distributed", "parallel")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _LAZY_PACKAGES:
-        return importlib.import_module(f"minidl.{name}")  # which sets minidl.<name> for next time
+        return _importlib.import_module(f"minidl.{name}")  # which sets minidl.<name> for next time
     raise AttributeError(f"module 'minidl' has no attribute {name!r}")
 
 

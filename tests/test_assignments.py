@@ -297,8 +297,16 @@ def test_list_shows_every_assignment_and_task_with_points():
                        for line in job.stdout.splitlines() if line.strip())
 
 
+def test_list_shows_only_the_assignments_named():
+    job = cli("list", "--assignment", "performance", "kernels")
+    assert job.returncode == 0
+    names = [line.split(":")[0] for line in job.stdout.splitlines() if not line.startswith(" ")]
+    assert names == ["performance", "kernels"]  # in the order named
+
+
 @pytest.mark.parametrize("args", [
-    (), ("frobnicate",), ("starter",), ("starter", "--out"), ("grade", "--assignment", "nope"),
+    (), ("frobnicate",), ("list", "--assignment", "nope"), ("starter",), ("starter", "--out"),
+    ("grade", "--assignment", "nope"),
     ("starter", "--out", "{tmp}/x", "--assignment", "nope"), ("grade", "--path", "{tmp}"),
     ("grade", "--json", "{tmp}/no/such/folder/g.json"), ("list", "--bogus"),
 ])

@@ -47,6 +47,16 @@ def test_packages_are_attributes_of_minidl():
         minidl.tensorflow  # noqa: B018
 
 
+def test_minidl_shows_only_its_own_names():
+    # Tab completion on `minidl.` lists the framework: its __all__ and its subpackages,
+    # not the modules its __init__ uses (np, sys, importlib, Any).
+    import types
+
+    extra = {n for n in dir(minidl) if not n.startswith("_")} - set(minidl.__all__)
+    assert [n for n in extra if not isinstance(getattr(minidl, n), types.ModuleType)] == []
+    assert not {"np", "sys", "importlib", "Any"} & set(dir(minidl))
+
+
 def test_import_minidl_nn_functional_as_f():
     import minidl.nn.functional as functional
 

@@ -23,7 +23,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m minidl.assignments",
         description="Course assignments: starter copies, grading, and a check of the kit.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("list", help="every assignment and its tasks with points")
+    listing = commands.add_parser("list", help="every assignment and its tasks with points")
+    listing.add_argument("--assignment", action="extend", nargs="+", metavar="NAME",
+                         help="only these assignments (default: all)")
     starter = commands.add_parser(
         "starter", help="write a student copy of the repository with solutions stripped")
     starter.add_argument("--out", required=True, type=Path, metavar="DIR",
@@ -67,8 +69,8 @@ def _current_checkout() -> Path:
     return repository_root()
 
 
-def _list() -> int:
-    for a in ASSIGNMENTS:
+def _list(assignments: tuple[Assignment, ...]) -> int:
+    for a in assignments:
         extra = f"  (builds on {', '.join(a.builds_on)})" if a.builds_on else ""
         print(f"{a.name}: {a.title} [{a.max_points:g} points]{extra}")
         print(f"    handout docs/{a.handout}.rst, tests {a.tests}")
@@ -83,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":
-        return _list()
+        return _list(_chosen(parser, args.assignment))
     if args.command == "starter":
         from minidl.assignments.starter import StarterError, write_starter
 
