@@ -267,8 +267,11 @@ def check_args(args: argparse.Namespace) -> None:
     if args.kernels not in (None, *kernels.available()):
         raise UsageError(f"--kernels {args.kernels}: minidl's compiled kernels are not built "
                          f"(see the warning above); use --kernels numpy")
-    if args.parallel == "none" and (args.trace or args.no_overlap):
-        raise UsageError("--trace and --no-overlap need --parallel ddp")
+    # DDP's flags, in one place for every other mode (a pipeline traces too).
+    for flag, given, modes in (("--no-overlap", args.no_overlap, ("ddp",)),
+                               ("--trace", args.trace, ("ddp", "pipeline"))):
+        if given and args.parallel not in modes:
+            raise UsageError(f"{flag} needs --parallel {' or '.join(modes)}")
     for mode, flags in (("pipeline", PIPELINE_FLAGS), ("ps", PS_FLAGS),
                         ("hogwild", HOGWILD_FLAGS)):
         given = [f"--{k.replace('_', '-')}" for k, default in flags.items()
@@ -304,8 +307,6 @@ def check_ps_args(args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         raise UsageError("--checkpoint is not supported with --parallel ps yet (the servers "
                          "hold the parameters)")
-    if args.no_overlap or args.trace:
-        raise UsageError("--no-overlap and --trace are for --parallel ddp")
 
 
 def check_hogwild_args(args: argparse.Namespace) -> None:
@@ -317,8 +318,6 @@ def check_hogwild_args(args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         raise UsageError("--checkpoint is not supported with --parallel hogwild yet (each rank "
                          "holds its own optimizer state)")
-    if args.no_overlap or args.trace:
-        raise UsageError("--no-overlap and --trace are for --parallel ddp")
 
 
 def check_straggler(args: argparse.Namespace) -> None:
@@ -383,8 +382,6 @@ def check_pipeline_args(args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         raise UsageError("--checkpoint is not supported with --parallel pipeline yet "
                          "(each rank holds only its stage)")
-    if args.no_overlap:
-        raise UsageError("--no-overlap is for --parallel ddp")
 
 
 def check_checkpoint_path(path: Path) -> None:

@@ -92,6 +92,8 @@ def test_numpy_kernels_flag(capsys):
     (["--resume"], "--resume needs --checkpoint"),
     (["--timeout", "-1"], "--timeout must be a number of seconds >= 0 (0 = never), got -1.0"),
     (["--timeout", "inf"], "--timeout must be a number of seconds >= 0"),
+    (["--no-overlap"], "--no-overlap needs --parallel ddp"),  # one process: --parallel none
+    (["--trace", "t.json"], "--trace needs --parallel ddp or pipeline"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(capsys, argv, message):
     status, _, err = run_main(capsys, *argv)

@@ -58,7 +58,7 @@ def test_the_lock_a_straggler_metrics_and_plot(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--staleness", "2"], "--staleness needs --parallel ps"),
     (["--servers", "1", "--ps-mode", "async"], "--ps-mode needs --parallel ps"),
-    (["--trace", "t.json"], "--no-overlap and --trace are for --parallel ddp"),
+    (["--trace", "t.json"], "--trace needs --parallel ddp or pipeline"),
 ])
 def test_bad_combinations_end_every_rank_with_one_line(argv, message):
     result = train_on(2, "--model", "mlp", "--parallel", "hogwild", *argv, check=False)
