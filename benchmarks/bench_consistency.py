@@ -53,6 +53,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -222,11 +223,16 @@ def train_ps(sub: Any, data: Digits, args: argparse.Namespace, mode: str, stalen
     return seen
 
 
-def train_ddp(sub: Any, data: Digits, args: argparse.Namespace, condition: str) -> dict:
-    """One run of DDP on the ``args.workers`` ranks of ``sub``; what this rank saw."""
-    workers, net = sub.Get_size(), mlp()
-    ddp = DistributedDataParallel(net, comm=sub)
-    opt = optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+def local_steps(sub: Any, data: Digits, args: argparse.Namespace, condition: str,
+                opt: optim.SGD, lr: float, forward: Callable, update: Callable,
+                snapshot: Callable) -> tuple[float, list]:
+    """The loop DDP and Hogwild! share, on this rank of ``sub``: its wall time and snapshots.
+
+    This rank's share of each global batch, the cosine schedule from ``lr``,
+    ``condition``'s naps before each ``update()``, and after it a snapshot
+    ``(seconds since the start, snapshot())``.
+    """
+    workers = sub.Get_size()
     steps = args.epochs * len(data.batches(1, 0, workers, args.batch))
     naps = sleeps(condition, sub.Get_rank(), workers, steps, args.straggler)
     snapshots, step = [], 0
@@ -234,15 +240,24 @@ def train_ddp(sub: Any, data: Digits, args: argparse.Namespace, condition: str) 
     t0 = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         for x, y in data.batches(epoch, sub.Get_rank(), workers, args.batch):
-            opt.param_groups[0]["lr"] = args.lr * cosine(step, steps)
+            opt.param_groups[0]["lr"] = lr * cosine(step, steps)
             opt.zero_grad()
-            F.cross_entropy(ddp(minidl.tensor(x)), y).backward()
+            F.cross_entropy(forward(minidl.tensor(x)), y).backward()
             if naps[step]:
                 time.sleep(naps[step])
-            opt.step()
+            update()
             step += 1
-            snapshots.append((time.perf_counter() - t0, flat_parameters(net)))
-    wall = time.perf_counter() - t0
+            snapshots.append((time.perf_counter() - t0, snapshot()))
+    return time.perf_counter() - t0, snapshots
+
+
+def train_ddp(sub: Any, data: Digits, args: argparse.Namespace, condition: str) -> dict:
+    """One run of DDP on the ``args.workers`` ranks of ``sub``; what this rank saw."""
+    net = mlp()
+    ddp = DistributedDataParallel(net, comm=sub)
+    opt = optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    wall, snapshots = local_steps(sub, data, args, condition, opt, args.lr, ddp, opt.step,
+                                  lambda: flat_parameters(net))
     ddp.close()
     return {"wall": wall, "reach": first_reaching(data, net, snapshots, args.target),
             "final": data.accuracy(net, snapshots[-1][1]), "waiting": ddp.stats.wait_seconds}
@@ -259,22 +274,8 @@ def train_hogwild(sub: Any, data: Digits, args: argparse.Namespace, condition: s
     workers, net = sub.Get_size(), mlp()
     hogwild = Hogwild(net, comm=sub, lock=lock)
     opt = optim.SGD(net.parameters(), lr=args.lr / workers, momentum=0.9, weight_decay=5e-4)
-    steps = args.epochs * len(data.batches(1, 0, workers, args.batch))
-    naps = sleeps(condition, sub.Get_rank(), workers, steps, args.straggler)
-    snapshots, step = [], 0
-    sub.Barrier()
-    t0 = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        for x, y in data.batches(epoch, sub.Get_rank(), workers, args.batch):
-            opt.param_groups[0]["lr"] = args.lr / workers * cosine(step, steps)
-            opt.zero_grad()
-            F.cross_entropy(net(minidl.tensor(x)), y).backward()
-            if naps[step]:
-                time.sleep(naps[step])
-            hogwild.step(opt)
-            step += 1
-            snapshots.append((time.perf_counter() - t0, hogwild.flat.copy()))
-    wall = time.perf_counter() - t0
+    wall, snapshots = local_steps(sub, data, args, condition, opt, args.lr / workers, net,
+                                  lambda: hogwild.step(opt), lambda: hogwild.flat.copy())
     hogwild.close()  # collective: waits for every rank's last update
     final = data.accuracy(net, flat_parameters(net))  # before first_reaching loads others
     return {"wall": wall, "reach": first_reaching(data, net, snapshots, args.target),
