@@ -11,7 +11,8 @@ Handout: docs/assignments/performance.rst. Two kinds of test:
   with a timeout), by tolerance against the same quantities measured the
   plain way (``Sendrecv`` of 8 bytes for alpha, of 8 MiB for beta, NumPy's
   ``add`` on both ranks at once for gamma). The student's ``swap_time`` runs
-  alone, in 7 rounds each beside a plain measurement; ``calibrate`` runs 3
+  alone, in 7 rounds each beside a plain measurement, for 8 bytes and for
+  1 MiB (a number that measures nothing fails there); ``calibrate`` runs 3
   times, each between two plain measurements. Each test takes the median,
   over the rounds, of the ratio of the student's number to the plain one
   beside it, so that a burst of load on the shared cores (the grader and
