@@ -17,7 +17,8 @@ Handout: docs/assignments/performance.rst. Two kinds of test:
   over the rounds, of the ratio of the student's number to the plain one
   beside it, so that a burst of load on the shared cores (the grader and
   ``check`` run jobs side by side) moves both sides of a ratio. The median
-  must lie within a factor of 5 of 1: the two methods differ (the
+  must lie within a factor of 5 of 1 (10 for calibrate's values): the two
+  methods differ (the
   executor's segments against one ``Sendrecv``, a fit over 1 to 64 MiB
   against one size), but a unit slip (microseconds for seconds) is off by
   far more. A total over the repeats is caught by timing 5 and 40 swaps: a
@@ -25,8 +26,10 @@ Handout: docs/assignments/performance.rst. Two kinds of test:
   swaps, say 4, can pass both).
 
 On this 2-core machine, with two busy processes and other assignments' MPI
-jobs beside the job, the medians came out between 0.38 and 1.23 (six jobs:
-beta lowest); FACTOR is 5.
+jobs beside the job, twelve jobs gave medians of 0.83 to 1.23 for the swap
+times, and 0.20 to 1.48 for calibrate()'s values (beta lowest: the plain 8 MiB
+Sendrecv suffers most when the cores are shared). So FACTOR is 5 for the swap
+times and MODEL_FACTOR 10 for the model: still far below a unit slip (10**3).
 
 How far the prediction is from the clock is not graded: examples/cost_model.py
 prints the crossover next to measured times, for the handout's questions.
@@ -42,7 +45,8 @@ from minidl.distributed.calibration import fit_per_byte
 from minidl.testing import run_mpi
 
 TIMEOUT = 90
-FACTOR = 5.0  # how far a calibrated value may be from the independent measurements
+FACTOR = 5.0  # how far the student's swap time may be from a plain one
+MODEL_FACTOR = 10.0  # how far calibrate()'s values (and the crossover) may be from plain ones
 
 MPI_SCRIPT = """
 import time
@@ -110,9 +114,9 @@ def machine():
     return run_mpi(MPI_SCRIPT, 2, timeout=TIMEOUT).results
 
 
-def within(ratios: list[float]) -> bool:
-    """Whether the median of ``ratios`` (calibrated over plain) lies within FACTOR of 1."""
-    return 1 / FACTOR <= float(np.median(ratios)) <= FACTOR
+def within(ratios: list[float], factor: float = FACTOR) -> bool:
+    """Whether the median of ``ratios`` (the student's over plain) lies within ``factor`` of 1."""
+    return 1 / factor <= float(np.median(ratios)) <= factor
 
 
 def models(machine, rank: int = 0) -> list[Calibration]:
@@ -307,7 +311,7 @@ def test_every_rank_returns_the_same_model(machine):
 @pytest.mark.parametrize("term", ["alpha", "beta", "gamma"])
 def test_the_calibrated_model_measures_this_machine(machine, term):
     ratios = ratios_to_plain(machine, term)
-    assert within(ratios), (
+    assert within(ratios, MODEL_FACTOR), (
         f"calibrate() gives {term} {np.median(ratios):.3g} times what the plain measurement "
         f"gives (median over {len(ratios)} calibrations)"
         + ("; beta's fit subtracts alpha from every exchange (fixed=alpha)" if term == "beta"
@@ -326,6 +330,6 @@ def test_the_calibrated_crossover_is_this_machines(machine):
         around = [Calibration(*(plain[j][t] for t in ("alpha", "beta", "gamma"))).crossover(2)
                   for j in (i, i + 1)]
         ratios.append(got / np.sqrt(around[0] * around[1]))
-    assert within(ratios), (
+    assert within(ratios, MODEL_FACTOR), (
         f"the crossover predicted from the calibrated model is {np.median(ratios):.3g} times "
         "the one predicted from the plain measurements (median over the calibrations)")
