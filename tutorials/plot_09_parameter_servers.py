@@ -200,16 +200,23 @@ plt.show()
 # and no further: it waits at the pull of the step after that, and from then
 # on runs at the straggler's pace, one step ahead. The same six steps each,
 # on one time axis:
-fig, axes = plt.subplots(3, 1, figsize=(11, 6.5), sharex=True, constrained_layout=True)
-for ax, (key, title) in zip(axes, [
-        (("sync", 0, "straggler"), "sync: worker 1 waits for worker 2 at every pull"),
-        (("ssp", 1, "straggler"), "SSP, s = 1: worker 1 may be one step ahead"),
-        (("async", 0, "straggler"), "async: worker 1 never waits for worker 2")]):
-    draw_lanes(ax, timelines[key], title)
-axes[0].legend(loc="upper right", fontsize=8, ncols=4)
-axes[-1].set_xlabel("ms since the start of the run (measured on the machine that built "
-                    "these docs)")
-plt.show()
+
+
+def draw_runs(runs, height):
+    """One panel per ``(key of timelines, title)``, stacked on one time axis."""
+    fig, axes = plt.subplots(len(runs), 1, figsize=(11, height), sharex=True,
+                             constrained_layout=True)
+    for ax, (key, title) in zip(axes, runs):
+        draw_lanes(ax, timelines[key], title)
+    axes[0].legend(loc="upper right", fontsize=8, ncols=4)
+    axes[-1].set_xlabel("ms since the start of the run (measured on the machine that built "
+                        "these docs)")
+    plt.show()
+
+
+draw_runs([(("sync", 0, "straggler"), "sync: worker 1 waits for worker 2 at every pull"),
+           (("ssp", 1, "straggler"), "SSP, s = 1: worker 1 may be one step ahead"),
+           (("async", 0, "straggler"), "async: worker 1 never waits for worker 2")], 6.5)
 
 # %%
 # A persistent straggler leaves SSP little to absorb: after its first ``s``
@@ -217,15 +224,8 @@ plt.show()
 # and goes. Here every worker sleeps 4 ms on a random half of its steps
 # (the same draws in both runs): sync waits whenever either worker sleeps,
 # SSP with ``s = 4`` lets the other run on and catch up later.
-fig, axes = plt.subplots(2, 1, figsize=(11, 4.5), sharex=True, constrained_layout=True)
-for ax, (key, title) in zip(axes, [
-        (("sync", 0, "jitter"), "sync, both workers slow now and then"),
-        (("ssp", 4, "jitter"), "SSP, s = 4, the same sleeps")]):
-    draw_lanes(ax, timelines[key], title)
-axes[0].legend(loc="upper right", fontsize=8, ncols=4)
-axes[-1].set_xlabel("ms since the start of the run (measured on the machine that built "
-                    "these docs)")
-plt.show()
+draw_runs([(("sync", 0, "jitter"), "sync, both workers slow now and then"),
+           (("ssp", 4, "jitter"), "SSP, s = 4, the same sleeps")], 4.5)
 
 # %%
 # Staleness, counted by the server
